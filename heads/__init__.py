@@ -1,0 +1,31 @@
+"""Keypoint heads under one interface, and the heatmap decoders they compare.
+
+Importing this package registers every head in the ``rle`` mmengine registry
+(:data:`rle.registry.MODELS`) under its class name.
+
+Shape letters: B batch, C channels, K keypoints, D coordinate dims, H/W map size, Dz depth bins,
+S samples. Coordinates are normalised (:mod:`rle.coords`).
+"""
+
+from heads.base import BaseHead, HeadOutput, HeatmapHead, Prediction
+from heads.debiased_ipr_head import DebiasedIPRHead
+from heads.dsnt_head import DSNTHead
+from heads.heatmap_rle_head import HeatmapRLEHead
+from heads.regression_head import RegressionHead
+from heads.rle_head import RLEHead
+from heads.sampling_argmax_head import SamplingArgmaxHead
+from heads.soft_argmax_head import SoftArgmaxHead
+
+__all__ = [
+    "BaseHead",
+    "DSNTHead",
+    "DebiasedIPRHead",
+    "HeadOutput",
+    "HeatmapHead",
+    "HeatmapRLEHead",
+    "Prediction",
+    "RLEHead",
+    "RegressionHead",
+    "SamplingArgmaxHead",
+    "SoftArgmaxHead",
+]

@@ -1,0 +1,271 @@
+"""The one Head interface, and the pieces the heads share.
+
+A head maps backbone features to keypoints. Tensors in, tensors out (never data samples):
+
+* ``forward(feats) -> HeadOutput(coords, sigma, heatmaps, logits, sigma_logits)``
+* ``loss(feats_or_output, target, target_weight=None) -> dict`` of named tensors; the keys that
+  contain ``"loss"`` are summed by mmengine, the others are logged components (detached).
+* ``predict(feats_or_output) -> Prediction(coords, scores, sigma)``
+
+Coordinates are normalised (:mod:`rle.coords`): ``[-0.5, 0.5]`` of the input crop, order
+``(x, y[, z])``; ``z`` of 3-D heads is normalised the same way over the depth range.
+
+Shape letters: B batch, C channels, K keypoints, D coordinate dims (2 or 3), h/w feature size,
+H/W heatmap size, Dz depth bins.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, NamedTuple, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModule
+from torch import nn
+
+from heads.functional import heatmap_confidence, spatial_softmax
+from rle.losses import coordinate_loss
+
+__all__ = ["BaseHead", "HeadOutput", "HeatmapHead", "Prediction", "heatmap_trunk"]
+
+Feats = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+class HeadOutput(NamedTuple):
+    """What ``Head.forward`` returns.
+
+    Attributes:
+        coords: ``(B, K, D)`` normalised coordinates (mu).
+        sigma: ``(B, K, D)`` predicted scale (normalised units) or ``None``.
+        heatmaps: ``(B, K, [Dz,] H, W)`` probability maps or ``None``.
+        logits: ``(B, K, [Dz,] H, W)`` unnormalised maps or ``None``.
+        sigma_logits: ``(B, K, D)`` logits of sigma or ``None`` (the loss uses them directly
+            for a stable ``log sigma``).
+    """
+
+    coords: torch.Tensor
+    sigma: Optional[torch.Tensor] = None
+    heatmaps: Optional[torch.Tensor] = None
+    logits: Optional[torch.Tensor] = None
+    sigma_logits: Optional[torch.Tensor] = None
+
+
+class Prediction(NamedTuple):
+    """What ``Head.predict`` returns: ``coords`` ``(B, K, D)``, ``scores`` ``(B, K)`` in
+    ``[0, 1]``, ``sigma`` ``(B, K, D)`` or ``None``."""
+
+    coords: torch.Tensor
+    scores: torch.Tensor
+    sigma: Optional[torch.Tensor] = None
+
+
+class BaseHead(BaseModule):
+    """Base of every head.
+
+    Args:
+        in_channels: C of the (last) backbone feature map.
+        num_keypoints: K.
+        num_dims: D, 2 or 3.
+        loss_weight: multiplies the main loss.
+        init_cfg: mmengine initialisation config.
+    """
+
+    #: whether the head predicts sigma (and so a per-keypoint interval)
+    has_sigma = False
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_keypoints: int,
+        num_dims: int = 2,
+        loss_weight: float = 1.0,
+        init_cfg=None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        for name, value in (("in_channels", in_channels), ("num_keypoints", num_keypoints)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if num_dims not in (2, 3):
+            raise ValueError(f"num_dims must be 2 or 3, got {num_dims!r}")
+        self.in_channels = in_channels
+        self.num_keypoints = num_keypoints
+        self.num_dims = num_dims
+        self.loss_weight = float(loss_weight)
+
+    # -- inputs -----------------------------------------------------------------------------------
+    def _feature_map(self, feats: Feats) -> torch.Tensor:
+        """The last feature map ``(B, C, h, w)`` of ``feats`` (a tensor or a sequence of them)."""
+        if isinstance(feats, (list, tuple)):
+            if not feats:
+                raise ValueError("feats is an empty sequence; expected tensors (B, C, h, w)")
+            feats = feats[-1]
+        if not isinstance(feats, torch.Tensor):
+            raise TypeError(
+                f"feats must be a tensor (B, C, h, w) or a sequence of them, got "
+                f"{type(feats).__name__}"
+            )
+        if feats.dim() != 4 or feats.shape[1] != self.in_channels:
+            raise ValueError(
+                f"feats must have shape (B, C={self.in_channels}, h, w), got {tuple(feats.shape)}"
+            )
+        return feats
+
+    def _output(self, feats_or_output) -> HeadOutput:
+        if isinstance(feats_or_output, HeadOutput):
+            return feats_or_output
+        return self(feats_or_output)
+
+    def _check_target(self, output: HeadOutput, target, target_weight):
+        expected = tuple(output.coords.shape)
+        if not isinstance(target, torch.Tensor):
+            raise TypeError(f"target must be a torch.Tensor (B, K, D), got {type(target).__name__}")
+        if tuple(target.shape) != expected:
+            raise ValueError(
+                f"target must have shape (B, K, D) = {expected}, got {tuple(target.shape)}"
+            )
+        if target_weight is not None:
+            if not isinstance(target_weight, torch.Tensor):
+                raise TypeError("target_weight must be a torch.Tensor or None")
+            b, k, d = expected
+            if tuple(target_weight.shape) not in ((b, k), (b, k, 1), (b, k, d)):
+                raise ValueError(
+                    f"target_weight must have shape (B, K), (B, K, 1) or (B, K, D) = "
+                    f"({b}, {k}[, 1|{d}]), got {tuple(target_weight.shape)}"
+                )
+
+    # -- interface --------------------------------------------------------------------------------
+    def forward(self, feats: Feats) -> HeadOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(
+        self,
+        feats_or_output,
+        target: torch.Tensor,
+        target_weight: Optional[torch.Tensor] = None,
+    ) -> Dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def scores(self, output: HeadOutput) -> torch.Tensor:
+        """Keypoint confidence ``(B, K)``; heads override."""
+        return output.coords.new_ones(output.coords.shape[:2])
+
+    def predict(self, feats_or_output) -> Prediction:
+        """Decode for inference: ``Prediction(coords, scores, sigma)``."""
+        output = self._output(feats_or_output)
+        return Prediction(output.coords, self.scores(output), output.sigma)
+
+
+def heatmap_trunk(
+    in_channels: int,
+    deconv_channels: Sequence[int] = (256, 256, 256),
+    deconv_kernel: int = 4,
+    conv_channels: Sequence[int] = (),
+) -> nn.Sequential:
+    """The SimpleBaseline trunk shared by every heatmap head: ``ConvTranspose2d(k=4, s=2) + BN +
+    ReLU`` per entry of ``deconv_channels`` (each doubles the resolution), then optional
+    ``3x3 conv + BN + ReLU`` layers. Returns the trunk; its output has ``out_channels``
+    attribute."""
+    if deconv_kernel not in (2, 3, 4):
+        raise ValueError(f"deconv_kernel must be 2, 3 or 4, got {deconv_kernel}")
+    padding, output_padding = {4: (1, 0), 3: (1, 1), 2: (0, 0)}[deconv_kernel]
+    layers = []
+    channels = in_channels
+    for out in deconv_channels:
+        layers += [
+            nn.ConvTranspose2d(
+                channels,
+                out,
+                deconv_kernel,
+                stride=2,
+                padding=padding,
+                output_padding=output_padding,
+                bias=False,
+            ),
+            nn.BatchNorm2d(out),
+            nn.ReLU(inplace=True),
+        ]
+        channels = out
+    for out in conv_channels:
+        layers += [
+            nn.Conv2d(channels, out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU(inplace=True),
+        ]
+        channels = out
+    trunk = nn.Sequential(*layers)
+    trunk.out_channels = channels
+    return trunk
+
+
+class HeatmapHead(BaseHead):
+    """Shared body of the heatmap heads: trunk -> 1x1 conv -> logits -> heatmaps -> coords.
+
+    Args:
+        in_channels, num_keypoints, num_dims, loss_weight, init_cfg: see :class:`BaseHead`.
+        depth_bins: Dz of the volumetric 3-D mode (``num_dims=3``): the final conv predicts
+            ``K * Dz`` channels reshaped to ``(B, K, Dz, H, W)``.
+        deconv_channels, deconv_kernel, conv_channels: the trunk (:func:`heatmap_trunk`).
+        beta: inverse temperature of the softmax.
+        loss: coordinate loss kind (``"l1"``, ``"l2"``, ``"smooth_l1"``, ``"euclidean"``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_keypoints: int,
+        num_dims: int = 2,
+        depth_bins: int = 64,
+        deconv_channels: Sequence[int] = (256, 256, 256),
+        deconv_kernel: int = 4,
+        conv_channels: Sequence[int] = (),
+        beta: float = 1.0,
+        loss: str = "l1",
+        loss_weight: float = 1.0,
+        init_cfg=None,
+    ) -> None:
+        if init_cfg is None:
+            init_cfg = [
+                dict(type="Normal", layer=["ConvTranspose2d"], std=0.001),
+                dict(type="Constant", layer="BatchNorm2d", val=1, bias=0),
+                dict(type="Normal", layer=["Conv2d"], std=0.001, bias=0),
+            ]
+        super().__init__(in_channels, num_keypoints, num_dims, loss_weight, init_cfg)
+        if num_dims == 3 and (not isinstance(depth_bins, int) or depth_bins < 1):
+            raise ValueError(f"depth_bins must be a positive int, got {depth_bins!r}")
+        if not beta > 0:
+            raise ValueError(f"beta must be positive, got {beta!r}")
+        self.depth_bins = depth_bins if num_dims == 3 else 1
+        self.beta = float(beta)
+        self.loss_kind = loss
+        coordinate_loss(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1), kind=loss)  # validates kind
+        self.trunk = heatmap_trunk(in_channels, deconv_channels, deconv_kernel, conv_channels)
+        self.final = nn.Conv2d(self.trunk.out_channels, num_keypoints * self.depth_bins, 1)
+
+    def heatmap_logits(self, feats: Feats) -> torch.Tensor:
+        """Unnormalised maps ``(B, K, H, W)`` or ``(B, K, Dz, H, W)``."""
+        x = self.final(self.trunk(self._feature_map(feats)))
+        b, _, h, w = x.shape
+        if self.num_dims == 3:
+            return x.view(b, self.num_keypoints, self.depth_bins, h, w)
+        return x
+
+    def decode(self, logits: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
+        """coords ``(B, K, D)`` from the maps; heads override."""
+        raise NotImplementedError
+
+    def forward(self, feats: Feats) -> HeadOutput:
+        logits = self.heatmap_logits(feats)
+        heatmaps = spatial_softmax(logits, self.beta)
+        return HeadOutput(self.decode(logits, heatmaps), None, heatmaps, logits, None)
+
+    def scores(self, output: HeadOutput) -> torch.Tensor:
+        return heatmap_confidence(output.heatmaps)
+
+    def coordinate_loss(self, coords, target, target_weight) -> torch.Tensor:
+        return self.loss_weight * coordinate_loss(
+            coords, target, target_weight, kind=self.loss_kind
+        )
+
+    def loss(self, feats_or_output, target, target_weight=None) -> Dict[str, torch.Tensor]:
+        output = self._output(feats_or_output)
+        self._check_target(output, target, target_weight)
+        return {"loss_kpt": self.coordinate_loss(output.coords, target, target_weight)}

@@ -1,0 +1,54 @@
+"""RegressionHead: pooled features -> coordinates, direct L1 / L2 / smooth-L1 regression."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from heads.base import BaseHead, HeadOutput
+from rle.losses import coordinate_loss
+from rle.registry import MODELS
+
+__all__ = ["RegressionHead"]
+
+
+@MODELS.register_module()
+class RegressionHead(BaseHead):
+    """The direct-regression baseline (DeepPose style): global average pooling, one linear layer.
+
+    It has no confidence: :meth:`predict` scores every keypoint 1.
+
+    Args:
+        in_channels, num_keypoints, num_dims, loss_weight, init_cfg: see :class:`BaseHead`.
+        loss: ``"l1"`` (RLE paper's baseline), ``"l2"``, ``"smooth_l1"`` (MMPose's) or
+            ``"euclidean"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_keypoints: int,
+        num_dims: int = 2,
+        loss: str = "l1",
+        loss_weight: float = 1.0,
+        init_cfg=None,
+    ) -> None:
+        if init_cfg is None:
+            init_cfg = dict(type="Normal", layer="Linear", std=0.01, bias=0)
+        super().__init__(in_channels, num_keypoints, num_dims, loss_weight, init_cfg)
+        coordinate_loss(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1), kind=loss)  # validates loss
+        self.loss_kind = loss
+        self.fc = nn.Linear(in_channels, num_keypoints * num_dims)
+
+    def forward(self, feats) -> HeadOutput:
+        x = F.adaptive_avg_pool2d(self._feature_map(feats), 1).flatten(1)
+        return HeadOutput(self.fc(x).view(x.shape[0], self.num_keypoints, self.num_dims))
+
+    def loss(self, feats_or_output, target, target_weight=None) -> Dict[str, torch.Tensor]:
+        output = self._output(feats_or_output)
+        self._check_target(output, target, target_weight)
+        value = coordinate_loss(output.coords, target, target_weight, kind=self.loss_kind)
+        return {"loss_kpt": self.loss_weight * value}

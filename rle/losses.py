@@ -1,0 +1,398 @@
+r"""Residual log-likelihood estimation (RLE) loss, functional and as a module owning the flow.
+
+With ``D = pred - target``, ``sigma = sigmoid(sigma_logits)`` and the normalised residual
+``u = D / sigma``, the three variants are (sums over coordinates ``d``, joints ``k`` with weight
+``w``; ``log phi = flow.log_prob(u)`` is one value per joint):
+
+``variant="official"`` (Jeff-sjtu/res-loglikelihood-regression, ``criterion.RLELoss``)::
+
+    L = sum_k sum_d w_kd [ (log s_d - log phi)
+                           + (log s_d + log sqrt(2 pi) + |D_d| / (sqrt2 s_d + 1e-9)) ]
+
+  ``log phi`` is broadcast against ``log sigma`` and so counted once per coordinate, ``log sigma``
+  twice. The 3-D model adds ``1e-9`` to sigma, and joints whose z weight is 0 (2-D-only data)
+  use the 2-D flow on ``(x, y)``. ``q="gaussian"`` replaces the last term by
+  ``D_d^2 / (2 s_d^2)``.
+
+``variant="mmpose"`` (MMPose 1.x ``RLELoss``), ``u = D / (sigma + 1e-9)``::
+
+    L = sum_k sum_d w_kd [ (log s_d - log phi) + (log(2 s_d) + |u_d|) ]            (laplace)
+    L = sum_k sum_d w_kd [ (log s_d - log phi) + (log(sqrt(2 pi) s_d) + u_d^2 / 2) ] (gaussian)
+
+``variant="paper"`` (Eq. 8 of the paper read literally: one ``log phi`` and one ``log sigma`` per
+joint, a unit-scale Q on ``u``)::
+
+    L = sum_k [ sum_d w_kd (log s_d + log 2 + |u_d|) - w_k log phi ]                 (laplace)
+
+``residual=False`` drops the Q term (direct likelihood estimation, DLE).
+
+Reductions: ``"batchmean"`` divides the weighted sum by the batch size B, as both repositories
+do; ``"mean"`` divides by the summed joint weights; ``"sum"``; ``"none"`` returns ``(B, K)``.
+
+**Negative values are correct.** The loss is a negative log-*density* of a continuous residual
+in normalised units; densities exceed 1 as soon as sigma is small, so a well-trained model has a
+negative loss. Never clamp it at 0: that removes the gradient.
+
+Numerics: ``log sigma`` comes from ``logsigmoid`` of the logit (``sigmoid`` underflows to 0 at
+logit -88.7 in fp32, which gives ``log 0`` and NaN in the references); sigma is floored at
+``min_sigma`` (default 1e-9 in normalised units, ~2e-7 px on a 192-px crop) in both the residual
+and the log term, so an extreme logit gives a finite loss with zero gradient instead of inf/NaN;
+the normal log-density is closed form; the loss is computed in fp32 (or fp64) even under
+autocast.
+
+Shape letters: B batch, K keypoints, D coordinate dims (2 or 3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rle.flow import RealNVP
+
+__all__ = [
+    "COORDINATE_LOSSES",
+    "Q_DISTRIBUTIONS",
+    "RLELoss",
+    "RLELossOutput",
+    "VARIANTS",
+    "coordinate_loss",
+    "rle_confidence",
+    "rle_loss",
+]
+
+VARIANTS = ("official", "mmpose", "paper")
+Q_DISTRIBUTIONS = ("laplace", "gaussian")
+REDUCTIONS = ("batchmean", "mean", "sum", "none")
+COORDINATE_LOSSES = ("l1", "l2", "smooth_l1", "euclidean")
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+_LOG_2 = math.log(2.0)
+_SQRT_2 = math.sqrt(2.0)
+_REF_EPS = 1e-9  # the 1e-9 constants of both reference implementations
+
+
+class RLELossOutput(NamedTuple):
+    """What :func:`rle_loss` returns.
+
+    Attributes:
+        loss: the reduced loss (``(B, K)`` for ``reduction="none"``).
+        nf_term: the flow part (``log sigma - log phi`` terms), reduced like ``loss``.
+        q_term: the Q part (zero when ``residual=False``), reduced like ``loss``.
+        log_sigma: ``(B, K, D)`` log sigma used by the loss.
+        log_phi: ``(B, K, 1)`` flow log-density of the normalised residual.
+    """
+
+    loss: torch.Tensor
+    nf_term: torch.Tensor
+    q_term: torch.Tensor
+    log_sigma: torch.Tensor
+    log_phi: torch.Tensor
+
+
+def _check_choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _expand_weight(target_weight: Optional[torch.Tensor], pred: torch.Tensor) -> torch.Tensor:
+    b, k, d = pred.shape
+    if target_weight is None:
+        return pred.new_ones(b, k, d)
+    if not isinstance(target_weight, torch.Tensor):
+        raise TypeError(f"target_weight must be a torch.Tensor, got {type(target_weight).__name__}")
+    tw = target_weight.to(pred.dtype)
+    if tw.shape == (b, k):
+        tw = tw.unsqueeze(-1)
+    if tw.dim() != 3 or tw.shape[:2] != (b, k) or tw.shape[2] not in (1, d):
+        raise ValueError(
+            f"target_weight must have shape (B, K), (B, K, 1) or (B, K, D) = ({b}, {k}[, 1|{d}]), "
+            f"got {tuple(target_weight.shape)}"
+        )
+    return tw.expand(b, k, d)
+
+
+def _check_inputs(pred, sigma_logits, target) -> None:
+    for name, t in (("pred", pred), ("sigma_logits", sigma_logits), ("target", target)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if pred.dim() != 3:
+        raise ValueError(f"pred must have shape (B, K, D), got {tuple(pred.shape)}")
+    for name, t in (("sigma_logits", sigma_logits), ("target", target)):
+        if t.shape != pred.shape:
+            raise ValueError(
+                f"{name} must have the shape of pred (B, K, D) = {tuple(pred.shape)}, "
+                f"got {tuple(t.shape)}"
+            )
+
+
+def _reduce(per_joint: torch.Tensor, joint_weight: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "none":
+        return per_joint
+    total = per_joint.sum()
+    if reduction == "sum":
+        return total
+    if reduction == "batchmean":
+        return total / max(per_joint.shape[0], 1)
+    denom = joint_weight.sum()
+    return torch.where(denom > 0, total / denom.clamp_min(torch.finfo(total.dtype).tiny), total * 0)
+
+
+def rle_loss(
+    pred: torch.Tensor,
+    sigma_logits: torch.Tensor,
+    target: torch.Tensor,
+    flow: nn.Module,
+    target_weight: Optional[torch.Tensor] = None,
+    *,
+    flow_2d: Optional[nn.Module] = None,
+    variant: str = "official",
+    q: str = "laplace",
+    residual: bool = True,
+    reduction: str = "batchmean",
+    min_sigma: float = 1e-9,
+) -> RLELossOutput:
+    """RLE negative log-likelihood of ``target`` under ``(pred, sigma)`` and the flow.
+
+    Args:
+        pred: ``(B, K, D)`` predicted mu, normalised coordinates (any frame shared with
+            ``target``: the loss only sees the residual).
+        sigma_logits: ``(B, K, D)`` unnormalised sigma; ``sigma = sigmoid(sigma_logits)``.
+        target: ``(B, K, D)`` ground-truth coordinates.
+        flow: a density with ``log_prob((N, D)) -> (N,)`` (a :class:`~rle.flow.RealNVP`).
+        target_weight: ``(B, K)``, ``(B, K, 1)`` or ``(B, K, D)`` weights (visibility);
+            ``None`` = all ones.
+        flow_2d: for ``D == 3``: the 2-D flow used for joints whose z weight is 0 (official
+            RegressFlow3D semantics); ``None`` sends every joint through ``flow``.
+        variant: ``"official"``, ``"mmpose"`` or ``"paper"`` (module docstring).
+        q: ``"laplace"`` or ``"gaussian"``.
+        residual: ``False`` drops the Q term (DLE).
+        reduction: ``"batchmean"`` (sum / B), ``"mean"`` (sum / summed joint weights),
+            ``"sum"`` or ``"none"`` (``(B, K)``).
+        min_sigma: floor on sigma (normalised units) that keeps extreme logits finite.
+
+    Returns:
+        :class:`RLELossOutput`. The loss is routinely negative; that is correct.
+    """
+    _check_choice("variant", variant, VARIANTS)
+    _check_choice("q", q, Q_DISTRIBUTIONS)
+    _check_choice("reduction", reduction, REDUCTIONS)
+    _check_inputs(pred, sigma_logits, target)
+    b, k, d = pred.shape
+    features = getattr(flow, "features", d)
+    if features != d:
+        raise ValueError(f"flow has {features} features but pred has D={d} (pred shape (B, K, D))")
+
+    compute_dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
+    device_type = pred.device.type
+    # fp32 maths even under autocast: the flow's exp/log and the 1e-9 constants need it
+    with torch.autocast(device_type=device_type, enabled=False):
+        pred = pred.to(compute_dtype)
+        target = target.to(compute_dtype)
+        logits = sigma_logits.to(compute_dtype)
+        w = _expand_weight(target_weight, pred)
+        joint_w = w.amax(dim=-1)  # (B, K)
+
+        if variant == "official" and d == 3:
+            # RegressFlow3D: sigma = sigmoid + 1e-9 everywhere (this also bounds it below)
+            log_sigma = torch.logaddexp(F.logsigmoid(logits), logits.new_tensor(math.log(_REF_EPS)))
+            sigma = torch.sigmoid(logits) + _REF_EPS
+        else:
+            log_sigma = F.logsigmoid(logits).clamp_min(math.log(min_sigma))
+            sigma = torch.sigmoid(logits).clamp_min(min_sigma)
+
+        diff = pred - target
+        u = diff / (sigma + _REF_EPS) if variant == "mmpose" else diff / sigma
+        log_phi = _flow_log_prob(flow, flow_2d, u, w).reshape(b, k, 1)
+
+        if variant == "paper":
+            nf = (w * log_sigma).sum(-1) - joint_w * log_phi.squeeze(-1)
+        else:
+            nf = (w * (log_sigma - log_phi)).sum(-1)
+
+        if residual:
+            if variant == "official":
+                if q == "laplace":
+                    q_elem = log_sigma + _LOG_SQRT_2PI + diff.abs() / (_SQRT_2 * sigma + _REF_EPS)
+                else:
+                    q_elem = log_sigma + _LOG_SQRT_2PI + 0.5 * (diff / sigma) ** 2
+            elif variant == "mmpose":
+                if q == "laplace":
+                    q_elem = log_sigma + _LOG_2 + u.abs()
+                else:
+                    q_elem = log_sigma + _LOG_SQRT_2PI + 0.5 * u**2
+            else:  # paper: log sigma already counted in nf, unit-scale Q on u
+                q_elem = (_LOG_2 + u.abs()) if q == "laplace" else (_LOG_SQRT_2PI + 0.5 * u**2)
+            q_joint = (w * q_elem).sum(-1)
+        else:
+            q_joint = torch.zeros_like(nf)
+
+        loss = _reduce(nf + q_joint, joint_w, reduction)
+        nf_term = _reduce(nf, joint_w, reduction)
+        q_term = _reduce(q_joint, joint_w, reduction)
+    return RLELossOutput(loss, nf_term, q_term, log_sigma, log_phi)
+
+
+def _flow_log_prob(flow, flow_2d, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    d = u.shape[-1]
+    flat = u.reshape(-1, d)
+    if flow_2d is None or d != 3:
+        return flow.log_prob(flat)
+    is_3d = (w[..., 2] > 0).reshape(-1)
+    if bool(is_3d.all()):
+        return flow.log_prob(flat)
+    idx3 = is_3d.nonzero().squeeze(1)
+    idx2 = (~is_3d).nonzero().squeeze(1)
+    out = flat.new_zeros(flat.shape[0])
+    if idx3.numel():
+        out = out.index_put((idx3,), flow.log_prob(flat[idx3]))
+    return out.index_put((idx2,), flow_2d.log_prob(flat[idx2, :2]))
+
+
+def rle_confidence(sigma: torch.Tensor) -> torch.Tensor:
+    """Keypoint confidence of RLE, ``1 - mean_d sigma``: ``(B, K, D) -> (B, K)``.
+
+    sigma is in the units it was trained in: the official and MMPose sigmas differ by sqrt2
+    (their Laplace scales are ``sqrt2 * sigma`` and ``sigma``), so their scores differ too.
+    """
+    if sigma.dim() != 3:
+        raise ValueError(f"sigma must have shape (B, K, D), got {tuple(sigma.shape)}")
+    return 1.0 - sigma.mean(dim=-1)
+
+
+def coordinate_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    target_weight: Optional[torch.Tensor] = None,
+    *,
+    kind: str = "l1",
+    reduction: str = "batchmean",
+    smooth_l1_beta: float = 0.01,
+) -> torch.Tensor:
+    """Weighted coordinate regression loss (the baselines' and the heatmap heads' loss).
+
+    Args:
+        pred: ``(B, K, D)`` coordinates, or ``(B, K, S, D)`` samples (sampling-argmax: the
+            per-sample losses are averaged over S, the expectation of the error).
+        target: ``(B, K, D)``.
+        target_weight: ``(B, K)``, ``(B, K, 1)`` or ``(B, K, D)``; ``None`` = ones.
+        kind: ``"l1"``, ``"l2"`` (squared error), ``"smooth_l1"`` (Huber with
+            ``smooth_l1_beta`` in normalised units) or ``"euclidean"`` (per-joint distance).
+        reduction: as :func:`rle_loss` (``"batchmean"`` = sum / B, the official IPR and
+            sampling-argmax normalisation).
+
+    Returns:
+        the reduced loss (``(B, K)`` for ``reduction="none"``).
+    """
+    _check_choice("kind", kind, COORDINATE_LOSSES)
+    _check_choice("reduction", reduction, REDUCTIONS)
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError("pred and target must be torch.Tensor")
+    if target.dim() != 3:
+        raise ValueError(f"target must have shape (B, K, D), got {tuple(target.shape)}")
+    b, k, d = target.shape
+    if pred.shape == target.shape:
+        samples = pred.unsqueeze(2)
+    elif pred.dim() == 4 and pred.shape[:2] == (b, k) and pred.shape[3] == d:
+        samples = pred
+    else:
+        raise ValueError(
+            f"pred must have shape (B, K, D) = {(b, k, d)} or (B, K, S, D), got {tuple(pred.shape)}"
+        )
+    w = _expand_weight(target_weight, target)
+    diff = samples - target.unsqueeze(2)
+    if kind == "euclidean":
+        per_joint = torch.linalg.vector_norm(diff, dim=-1).mean(2) * w.amax(-1)
+    else:
+        if kind == "l1":
+            elem = diff.abs()
+        elif kind == "l2":
+            elem = diff**2
+        else:
+            elem = F.smooth_l1_loss(
+                diff, torch.zeros_like(diff), reduction="none", beta=smooth_l1_beta
+            )
+        per_joint = (elem.mean(2) * w).sum(-1)
+    return _reduce(per_joint, w.amax(-1), reduction)
+
+
+class RLELoss(nn.Module):
+    """RLE loss module owning its flow(s); calls :func:`rle_loss`.
+
+    Args:
+        num_dims: D, 2 or 3.
+        variant, q, residual, reduction, min_sigma: see :func:`rle_loss`.
+        use_2d_flow_for_2d_joints: for ``num_dims == 3``, also own a 2-D flow for joints whose
+            z weight is 0 (the official RegressFlow3D; mixed 2-D/3-D training data).
+        flow_cfg: keyword arguments for :class:`~rle.flow.RealNVP` (``num_layers``,
+            ``hidden_features``, ``init``).
+
+    ``forward`` returns an :class:`RLELossOutput`.
+    """
+
+    def __init__(
+        self,
+        num_dims: int = 2,
+        variant: str = "official",
+        q: str = "laplace",
+        residual: bool = True,
+        reduction: str = "batchmean",
+        min_sigma: float = 1e-9,
+        use_2d_flow_for_2d_joints: bool = False,
+        flow_cfg: Optional[dict] = None,
+    ) -> None:
+        super().__init__()
+        if num_dims not in (2, 3):
+            raise ValueError(f"num_dims must be 2 or 3, got {num_dims}")
+        _check_choice("variant", variant, VARIANTS)
+        _check_choice("q", q, Q_DISTRIBUTIONS)
+        _check_choice("reduction", reduction, REDUCTIONS)
+        flow_cfg = dict(flow_cfg or {})
+        self.num_dims = num_dims
+        self.variant = variant
+        self.q = q
+        self.residual = residual
+        self.reduction = reduction
+        self.min_sigma = min_sigma
+        self.flow = RealNVP(features=num_dims, **flow_cfg)
+        self.flow_2d = (
+            RealNVP(features=2, **flow_cfg) if num_dims == 3 and use_2d_flow_for_2d_joints else None
+        )
+
+    def init_weights(self) -> None:
+        """Re-initialise the flows with their own scheme (mmengine calls this after a parent's
+        ``init_cfg``)."""
+        self.flow.init_weights()
+        if self.flow_2d is not None:
+            self.flow_2d.init_weights()
+
+    def forward(
+        self,
+        pred: torch.Tensor,
+        sigma_logits: torch.Tensor,
+        target: torch.Tensor,
+        target_weight: Optional[torch.Tensor] = None,
+    ) -> RLELossOutput:
+        return rle_loss(
+            pred,
+            sigma_logits,
+            target,
+            self.flow,
+            target_weight,
+            flow_2d=self.flow_2d,
+            variant=self.variant,
+            q=self.q,
+            residual=self.residual,
+            reduction=self.reduction,
+            min_sigma=self.min_sigma,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_dims={self.num_dims}, variant={self.variant!r}, q={self.q!r}, "
+            f"residual={self.residual}, reduction={self.reduction!r}"
+        )

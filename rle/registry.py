@@ -1,0 +1,14 @@
+"""mmengine registries of the ``rle`` scope.
+
+Children of mmengine's root registries, so configs can mix ``rle`` classes with mmengine's own.
+``locations`` lets a registry import the packages that register into it lazily, on the first
+build: ``rle`` never imports ``heads`` at import time, yet ``MODELS.build(dict(type='RLEHead'))``
+works.
+"""
+
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+__all__ = ["MODELS"]
+
+MODELS = Registry("model", parent=MMENGINE_MODELS, scope="rle", locations=["heads"])
