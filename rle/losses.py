@@ -239,7 +239,14 @@ def rle_loss(
 
 def _flow_log_prob(flow, flow_2d, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     d = u.shape[-1]
-    flat = u.reshape(-1, d)
+    param = next(flow.parameters(), None)
+    # a float32 flow with float64 inputs (or the reverse) evaluates in the flow's own dtype
+    flat = u.reshape(-1, d) if param is None else u.reshape(-1, d).to(param.dtype)
+    return _log_prob_rows(flow, flow_2d, flat, w).to(u.dtype)
+
+
+def _log_prob_rows(flow, flow_2d, flat: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    d = flat.shape[-1]
     if flow_2d is None or d != 3:
         return flow.log_prob(flat)
     is_3d = (w[..., 2] > 0).reshape(-1)

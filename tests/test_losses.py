@@ -1,0 +1,256 @@
+"""RLE loss variants and coordinate losses: golden parity, gradients, numerics, validation."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rle.flow import RealNVP, to_reference_state_dict
+from rle.losses import RLELoss, coordinate_loss, rle_confidence, rle_loss
+from tests.conftest import TOL, assert_close, decimal64
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def _setup(golden, dtype):
+    exp = golden["expected_float32" if dtype == torch.float32 else "expected_float64"]
+    cast = (lambda t: t.float()) if dtype == torch.float32 else decimal64
+    inputs = {k: cast(v) for k, v in golden["inputs"].items()}
+    f2 = RealNVP(2).to(dtype)
+    f2.load_reference_state_dict(golden["flow2d_state_dict"])
+    f3 = RealNVP(3).to(dtype)
+    f3.load_reference_state_dict(golden["flow3d_state_dict"])
+    return exp, inputs, f2, f3
+
+
+def _run(inputs, flow, suffix="2d", weight=None, **kw):
+    pred = inputs[f"pred_{suffix}"].clone().requires_grad_()
+    logits = inputs[f"sigma_logits_{suffix}"].clone().requires_grad_()
+    w = inputs[f"weight_{suffix}"] if weight is None else weight
+    out = rle_loss(pred, logits, inputs[f"target_{suffix}"], flow, w, **kw)
+    out.loss.backward()
+    return out, pred.grad, logits.grad
+
+
+def _flow_grads(flow):
+    grads = {name: p.grad for name, p in flow.named_parameters()}
+    grads.update({name: b for name, b in flow.named_buffers() if name.endswith("mask")})
+    return to_reference_state_dict(grads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_official_2d(rle_golden, dtype):
+    exp, inputs, f2, _ = _setup(rle_golden, dtype)
+    out, g_pred, g_logits = _run(inputs, f2)
+    tol = TOL[dtype]
+    assert_close(out.loss, exp["official_2d_loss"], **tol)
+    assert_close(out.nf_term, exp["official_2d_loss_nf_part"], **tol)
+    assert_close(out.q_term, exp["official_2d_loss_q_part"], **tol)
+    assert_close(out.log_phi, exp["official_2d_log_phi"], **tol)
+    assert_close(g_pred, exp["official_2d_grad_pred"], **tol)
+    assert_close(g_logits, exp["official_2d_grad_sigma_logits"], **tol)
+    grads = _flow_grads(f2)
+    for name, expected in exp["official_2d_grad_flow"].items():
+        assert_close(grads[name], expected, rtol=tol["rtol"], atol=tol["atol"] * 10)
+    score = rle_confidence(torch.sigmoid(inputs["sigma_logits_2d"])).unsqueeze(-1)
+    assert_close(score, exp["official_2d_score"], **tol)
+    total = rle_loss(
+        inputs["pred_2d"],
+        inputs["sigma_logits_2d"],
+        inputs["target_2d"],
+        f2,
+        inputs["weight_2d"],
+        reduction="sum",
+    ).loss
+    assert_close(total, exp["official_2d_loss_no_size_average"], **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("q", ["laplace", "gaussian"])
+def test_mmpose(rle_golden, dtype, q):
+    exp, inputs, f2, _ = _setup(rle_golden, dtype)
+    weight = inputs["weight_2d"][..., :1]  # MMPose weights are (B, K, 1)
+    out, g_pred, g_logits = _run(inputs, f2, weight=weight, variant="mmpose", q=q)
+    assert_close(out.loss, exp[f"mmpose_{q}_loss"], **TOL[dtype])
+    assert_close(g_pred, exp[f"mmpose_{q}_grad_pred"], **TOL[dtype])
+    assert_close(g_logits, exp[f"mmpose_{q}_grad_sigma_logits"], **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mmpose_dle_and_paper(rle_golden, dtype):
+    exp, inputs, f2, _ = _setup(rle_golden, dtype)
+    dle, _, _ = _run(
+        inputs, f2, weight=inputs["weight_2d"][..., :1], variant="mmpose", residual=False
+    )
+    assert_close(dle.loss, exp["mmpose_dle_loss"], **TOL[dtype])
+    assert dle.q_term.item() == 0.0
+    paper, _, _ = _run(inputs, f2, variant="paper")
+    assert_close(paper.loss, exp["variant_single_logphi_laplace_loss"], **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_official_3d_with_2d_only_rows(rle_golden, dtype):
+    exp, inputs, f2, f3 = _setup(rle_golden, dtype)
+    out, g_pred, g_logits = _run(inputs, f3, suffix="3d", flow_2d=f2)
+    assert_close(out.loss, exp["official_3d_loss"], **TOL[dtype])
+    assert_close(out.log_phi, exp["official_3d_log_phi"], **TOL[dtype])
+    assert_close(g_pred, exp["official_3d_grad_pred"], **TOL[dtype])
+    assert_close(g_logits, exp["official_3d_grad_sigma_logits"], **TOL[dtype])
+
+
+def test_module_matches_function(rle_golden):
+    exp, inputs, f2, f3 = _setup(rle_golden, torch.float32)
+    module = RLELoss(3, use_2d_flow_for_2d_joints=True)
+    module.flow.load_state_dict(f3.state_dict())
+    module.flow_2d.load_state_dict(f2.state_dict())
+    out = module(
+        inputs["pred_3d"], inputs["sigma_logits_3d"], inputs["target_3d"], inputs["weight_3d"]
+    )
+    assert_close(out.loss, exp["official_3d_loss"], **TOL[torch.float32])
+
+
+def test_hand_computed_paper_value():
+    # identity flow (zero weights): log phi(u) = log N(u; 0, I); one joint, D = 2
+    flow = RealNVP(2).double()
+    for p in flow.parameters():
+        torch.nn.init.zeros_(p)
+    pred = torch.tensor([[[0.1, -0.2]]], dtype=torch.float64)
+    target = torch.zeros_like(pred)
+    logits = torch.zeros_like(pred)  # sigma = 0.5
+    out = rle_loss(pred, logits, target, flow, variant="paper", q="laplace")
+    u = torch.tensor([0.2, -0.4], dtype=torch.float64)
+    expected = (
+        2 * math.log(0.5)
+        + 2 * math.log(2)
+        + u.abs().sum()
+        + 0.5 * (u**2).sum()
+        + math.log(2 * math.pi)
+    )
+    assert out.loss.item() == pytest.approx(expected.item(), abs=1e-12)
+
+
+def test_negative_loss_is_normal():
+    flow = RealNVP(2)
+    pred = torch.zeros(4, 17, 2)
+    logits = torch.full_like(pred, -6.0)  # sigma ~ 0.0025: sharp density
+    out = rle_loss(pred, logits, pred + 1e-3, flow)
+    assert out.loss.item() < 0
+
+
+@pytest.mark.parametrize("variant", ["official", "mmpose", "paper"])
+@pytest.mark.parametrize("q", ["laplace", "gaussian"])
+def test_gradcheck(variant, q):
+    torch.manual_seed(0)
+    flow = RealNVP(2, hidden_features=8, num_layers=2, init="torch_default").double()
+    pred = (torch.rand(2, 3, 2, dtype=torch.float64) - 0.5).requires_grad_()
+    logits = torch.randn(2, 3, 2, dtype=torch.float64).requires_grad_()
+    target = torch.rand(2, 3, 2, dtype=torch.float64) - 0.5
+    weight = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.5]], dtype=torch.float64)
+
+    def fn(p, s):
+        return rle_loss(p, s, target, flow, weight, variant=variant, q=q).loss
+
+    assert torch.autograd.gradcheck(fn, (pred, logits))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    logit=st.floats(-200, 200),
+    residual=st.floats(-1.0, 1.0),
+    variant=st.sampled_from(["official", "mmpose", "paper"]),
+    q=st.sampled_from(["laplace", "gaussian"]),
+    dims=st.sampled_from([2, 3]),
+)
+def test_finite_for_extreme_sigma_logits(logit, residual, variant, q, dims):
+    flow = RealNVP(dims, init="torch_default")
+    pred = torch.full((1, 2, dims), residual, requires_grad=True)
+    logits = torch.full((1, 2, dims), logit, requires_grad=True)
+    out = rle_loss(pred, logits, torch.zeros(1, 2, dims), flow, variant=variant, q=q)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert torch.isfinite(pred.grad).all() and torch.isfinite(logits.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in flow.parameters())
+
+
+def test_reductions_and_weights():
+    torch.manual_seed(0)
+    flow = RealNVP(2)
+    pred, logits, target = torch.randn(3, 4, 2) * 0.1, torch.randn(3, 4, 2), torch.zeros(3, 4, 2)
+    weight = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0.5]], dtype=torch.float32)
+    per_joint = rle_loss(pred, logits, target, flow, weight, reduction="none").loss
+    assert per_joint.shape == (3, 4)
+    assert (per_joint[weight == 0] == 0).all()
+    batchmean = rle_loss(pred, logits, target, flow, weight).loss
+    mean = rle_loss(pred, logits, target, flow, weight, reduction="mean").loss
+    torch.testing.assert_close(batchmean, per_joint.sum() / 3)
+    torch.testing.assert_close(mean, per_joint.sum() / 3.5)
+    # all weights zero: 0, not NaN, still differentiable
+    p = pred.clone().requires_grad_()
+    zero = rle_loss(p, logits, target, flow, torch.zeros(3, 4), reduction="mean").loss
+    zero.backward()
+    assert zero.item() == 0.0 and torch.isfinite(p.grad).all()
+    # (B, K), (B, K, 1) and (B, K, D) weights agree
+    for w in (weight, weight.unsqueeze(-1), weight.unsqueeze(-1).expand(3, 4, 2)):
+        torch.testing.assert_close(rle_loss(pred, logits, target, flow, w).loss, batchmean)
+
+
+def test_fp32_under_autocast():
+    flow = RealNVP(2)
+    pred = torch.randn(2, 3, 2, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = rle_loss(pred, torch.zeros_like(pred), torch.zeros_like(pred), flow)
+    assert out.loss.dtype == torch.float32
+
+
+def test_bad_input():
+    flow = RealNVP(2)
+    x = torch.zeros(2, 3, 2)
+    with pytest.raises(ValueError, match="variant"):
+        rle_loss(x, x, x, flow, variant="rle")
+    with pytest.raises(ValueError, match="q must be"):
+        rle_loss(x, x, x, flow, q="cauchy")
+    with pytest.raises(ValueError, match="reduction"):
+        rle_loss(x, x, x, flow, reduction="avg")
+    with pytest.raises(ValueError, match=r"pred must have shape \(B, K, D\)"):
+        rle_loss(torch.zeros(2, 6), x, x, flow)
+    with pytest.raises(ValueError, match=r"sigma_logits must have the shape of pred"):
+        rle_loss(x, torch.zeros(2, 4, 2), x, flow)
+    with pytest.raises(ValueError, match="target_weight"):
+        rle_loss(x, x, x, flow, torch.ones(2, 4))
+    with pytest.raises(ValueError, match="flow has 2 features but pred has D=3"):
+        rle_loss(torch.zeros(2, 3, 3), torch.zeros(2, 3, 3), torch.zeros(2, 3, 3), flow)
+    with pytest.raises(TypeError, match="target"):
+        rle_loss(x, x, [0.0], flow)
+    with pytest.raises(ValueError, match="num_dims"):
+        RLELoss(4)
+
+
+# -- coordinate_loss ---------------------------------------------------------------------------
+def test_coordinate_loss_exact_values_and_gradients():
+    pred = torch.tensor([[[0.1, -0.2], [0.0, 0.3]]], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([[[0.0, 0.0], [0.1, 0.1]]], dtype=torch.float64)
+    weight = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    l1 = coordinate_loss(pred, target, weight, kind="l1")
+    assert l1.item() == pytest.approx(0.1 + 0.2 + 0.5 * (0.1 + 0.2))
+    l1.backward()
+    assert pred.grad.tolist() == [[[1.0, -1.0], [-0.5, 0.5]]]
+    l2 = coordinate_loss(pred, target, weight, kind="l2")
+    assert l2.item() == pytest.approx(0.01 + 0.04 + 0.5 * (0.01 + 0.04))
+    euc = coordinate_loss(pred, target, weight, kind="euclidean", reduction="mean")
+    assert euc.item() == pytest.approx((math.sqrt(0.05) + 0.5 * math.sqrt(0.05)) / 1.5)
+    smooth = coordinate_loss(pred, target, kind="smooth_l1", smooth_l1_beta=0.15)
+    assert smooth.item() == pytest.approx(
+        0.5 * 0.01 / 0.15 + (0.2 - 0.075) + 0.5 * 0.01 / 0.15 + (0.2 - 0.075)
+    )
+
+
+def test_coordinate_loss_samples_average_over_s():
+    target = torch.zeros(1, 1, 2)
+    samples = torch.tensor([[[[1.0, 0.0], [0.0, 3.0]]]])  # (B, K, S=2, D)
+    assert coordinate_loss(samples, target).item() == pytest.approx(2.0)
+    with pytest.raises(ValueError, match=r"\(B, K, S, D\)"):
+        coordinate_loss(torch.zeros(1, 2, 2), target)
+    with pytest.raises(ValueError, match="kind"):
+        coordinate_loss(target, target, kind="huber")
