@@ -410,12 +410,25 @@ def _sample_coords(
     form: str,
     clip: bool,
     reweight: bool,
+    inplace: bool = False,
 ) -> torch.Tensor:
-    """Sampled coordinates ``(B, K, S, D)`` (normalised) from given noise."""
-    gumbel = -torch.log(-torch.log(gumbel_u))
+    """Sampled coordinates ``(B, K, S, D)`` (normalised) from given noise.
+
+    ``inplace=True`` lets the (freshly drawn) ``gumbel_u`` buffer become the Gumbel noise and
+    then the perturbed logits: one ``(B, K, S, N)`` buffer instead of four.
+    """
     logits = flat_logits.unsqueeze(2)
-    z = logits + gumbel / tau if form == "official" else (logits + gumbel) / tau
+    if inplace:
+        gumbel = gumbel_u.log_().neg_().log_().neg_()
+        if form == "official":
+            z = gumbel.div_(tau).add_(logits)
+        else:
+            z = gumbel.add_(logits).div_(tau)
+    else:
+        gumbel = -torch.log(-torch.log(gumbel_u))
+        z = logits + gumbel / tau if form == "official" else (logits + gumbel) / tau
     samples = F.softmax(z, dim=-1)
+    del z, gumbel
     samples = samples.view(*samples.shape[:3], *spatial)
     d = len(spatial)
     coords = []
@@ -546,14 +559,14 @@ def sampling_argmax(
         gumbel_u = _draw((b, k, count, flat.shape[-1]), flat, gen)
         # keep u strictly inside (0, 1): log(-log(u)) is infinite at either end
         tiny = torch.finfo(flat.dtype).tiny
-        gumbel_u = gumbel_u.clamp(tiny, 1 - torch.finfo(flat.dtype).eps)
+        gumbel_u.clamp_(tiny, 1 - torch.finfo(flat.dtype).eps)
         jitter = [_draw((b, k, count, n), flat, gen, basis == "gaussian") for n in sizes]
         return gumbel_u, jitter
 
     if chunk_size is None or chunk_size >= num_samples:
         gumbel_u, jitter = draw(num_samples, generator)
         return _sample_coords(
-            flat, spatial, gumbel_u, jitter, tau, basis, form, clip_integral, reweight
+            flat, spatial, gumbel_u, jitter, tau, basis, form, clip_integral, reweight, True
         )
 
     chunks = []
@@ -566,7 +579,7 @@ def sampling_argmax(
             g = torch.Generator(device=flat_logits.device).manual_seed(seed)
             u, jit = draw(count, g)
             return _sample_coords(
-                flat_logits, spatial, u, jit, tau, basis, form, clip_integral, reweight
+                flat_logits, spatial, u, jit, tau, basis, form, clip_integral, reweight, True
             )
 
         chunks.append(checkpoint(run, flat, use_reentrant=False))

@@ -203,7 +203,7 @@ def rle_loss(
             sigma = torch.sigmoid(logits) + _REF_EPS
         else:
             log_sigma = F.logsigmoid(logits).clamp_min(math.log(min_sigma))
-            sigma = torch.sigmoid(logits).clamp_min(min_sigma)
+            sigma = log_sigma.exp()
 
         diff = pred - target
         u = diff / (sigma + _REF_EPS) if variant == "mmpose" else diff / sigma
@@ -231,9 +231,9 @@ def rle_loss(
         else:
             q_joint = torch.zeros_like(nf)
 
-        loss = _reduce(nf + q_joint, joint_w, reduction)
         nf_term = _reduce(nf, joint_w, reduction)
         q_term = _reduce(q_joint, joint_w, reduction)
+        loss = nf_term + q_term
     return RLELossOutput(loss, nf_term, q_term, log_sigma, log_phi)
 
 
