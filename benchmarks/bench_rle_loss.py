@@ -69,43 +69,43 @@ def plain_official_loss(flow, pred, logits, target, weight):
     return ((nf + q) * weight).sum() / pred.shape[0]
 
 
-def bench(repeats: int):
-    rows = []
-    for dims, k in ((2, 17), (3, 18)):
-        torch.manual_seed(0)
-        b = 64
-        pred = (torch.rand(b, k, dims) - 0.5).requires_grad_()
-        logits = torch.randn(b, k, dims).requires_grad_()
-        target = torch.rand(b, k, dims) - 0.5
-        weight = (torch.rand(b, k, 1) > 0.2).float().expand(b, k, dims)
-        plain = PlainRealNVP(dims)
-        variants = {
-            "plain torch loop (official loss)": lambda: plain_official_loss(
-                plain, pred, logits, target, weight
-            ),
-        }
-        for variant in ("official", "mmpose", "paper"):
-            module = RLELoss(dims, variant=variant, flow_cfg=dict(init="torch_default"))
-            variants[f"RLELoss(variant={variant!r})"] = lambda m=module: (
-                m(pred, logits, target, weight).loss
-            )
-        params = [pred, logits]
-
-        def step(fn):
-            def run():
-                for p in params:
-                    p.grad = None
-                fn().backward()
-
-            return run
-
-        times = median_times(
-            {n: step(f) for n, f in variants.items()}, repeats=repeats, warmup=5, inner=5
+def bench_case(dims: int, k: int, repeats: int, b: int = 64):
+    torch.manual_seed(0)
+    pred = (torch.rand(b, k, dims) - 0.5).requires_grad_()
+    logits = torch.randn(b, k, dims).requires_grad_()
+    target = torch.rand(b, k, dims) - 0.5
+    weight = (torch.rand(b, k, 1) > 0.2).float().expand(b, k, dims)
+    plain = PlainRealNVP(dims)
+    losses = {
+        "plain torch loop (official loss)": lambda: plain_official_loss(
+            plain, pred, logits, target, weight
         )
-        base = times["plain torch loop (official loss)"]
-        for name, t in times.items():
-            rows.append([f"{dims}-D, B={b}, K={k}", name, f"{t * 1e3:.3f}", f"{t / base:.3f}x"])
-    return rows
+    }
+    for variant in ("official", "mmpose", "paper"):
+        module = RLELoss(dims, variant=variant, flow_cfg=dict(init="torch_default"))
+        losses[f"RLELoss(variant={variant!r})"] = lambda m=module: (
+            m(pred, logits, target, weight).loss
+        )
+
+    def step(fn):
+        def run():
+            pred.grad = logits.grad = None
+            fn().backward()
+
+        return run
+
+    times = median_times(
+        {n: step(f) for n, f in losses.items()}, repeats=repeats, warmup=5, inner=5
+    )
+    base = times["plain torch loop (official loss)"]
+    return [
+        [f"{dims}-D, B={b}, K={k}", name, f"{t * 1e3:.3f}", f"{t / base:.3f}x"]
+        for name, t in times.items()
+    ]
+
+
+def bench(repeats: int):
+    return bench_case(2, 17, repeats) + bench_case(3, 18, repeats)
 
 
 def main() -> None:
