@@ -1,0 +1,24 @@
+"""The README's Python quickstart runs verbatim, and its heads table matches the registry."""
+
+import re
+from pathlib import Path
+
+import heads  # noqa: F401  (registers the heads)
+from rle.registry import MODELS
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_quickstart_runs_verbatim():
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert blocks, "README has no python block"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert namespace["prediction"].coords.shape == (2, 17, 2)
+    assert namespace["samples"].shape == (2, 17, 30, 2)
+
+
+def test_heads_table_matches_registry():
+    section = README.split("## Heads", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))
+    assert names == set(MODELS.module_dict)
