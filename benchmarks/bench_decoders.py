@@ -47,27 +47,62 @@ def _step(fn, x):
     return run
 
 
-def bench_soft_argmax(repeats: int):
+REGIMES = {
+    "default glibc malloc": {},
+    # a heap that is never trimmed: no page faults after warm-up, compute and bandwidth only
+    "warm heap (MALLOC_MMAP/TRIM_THRESHOLD_ raised)": {
+        "MALLOC_MMAP_THRESHOLD_": "4000000000",
+        "MALLOC_TRIM_THRESHOLD_": "8000000000",
+    },
+}
+
+
+def soft_argmax_child(shape, repeats: int) -> None:
+    """One shape, every implementation, in this fresh process: prints JSON medians."""
     import dsntnn
     import kornia.geometry.subpix as ksub
 
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    x = torch.randn(shape, requires_grad=True)
+    fns = {
+        "rle-pose soft_argmax (marginal-first, fused backward)": _step(soft_argmax, x),
+        "dsntnn flat_softmax + dsnt": _step(lambda t: dsntnn.dsnt(dsntnn.flat_softmax(t)), x),
+        "full-grid expectation (MMPose IPR form)": _step(full_grid_soft_argmax, x),
+    }
+    if len(shape) == 4:
+        fns["kornia spatial_soft_argmax2d"] = _step(
+            lambda t: ksub.spatial_soft_argmax2d(t, normalized_coordinates=True), x
+        )
+    print(json.dumps(median_times(fns, repeats=repeats)))
+
+
+def bench_soft_argmax(repeats: int):
+    """Each shape in a fresh process per allocator regime (allocator state changes timings of
+    large temporaries by several times on this machine)."""
+    import os
+
     rows = []
-    for shape in (SHAPE_2D, SHAPE_3D):
-        torch.manual_seed(0)
-        x = torch.randn(shape, requires_grad=True)
-        fns = {
-            "rle-pose soft_argmax (marginal-first)": _step(soft_argmax, x),
-            "dsntnn flat_softmax + dsnt": _step(lambda t: dsntnn.dsnt(dsntnn.flat_softmax(t)), x),
-            "full-grid expectation (MMPose IPR form)": _step(full_grid_soft_argmax, x),
-        }
-        if len(shape) == 4:
-            fns["kornia spatial_soft_argmax2d"] = _step(
-                lambda t: ksub.spatial_soft_argmax2d(t, normalized_coordinates=True), x
-            )
-        times = median_times(fns, repeats=repeats)
-        ours = times["rle-pose soft_argmax (marginal-first)"]
-        for name, t in times.items():
-            rows.append([str(tuple(shape)), name, f"{t * 1e3:.2f}", f"{t / ours:.2f}x"])
+    for regime, env in REGIMES.items():
+        for shape in (SHAPE_2D, SHAPE_3D):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--soft-argmax-child",
+                    json.dumps(shape),
+                    "--repeats",
+                    str(repeats),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, **env},
+            ).stdout
+            times = json.loads(out.strip().splitlines()[-1])
+            ours = times["rle-pose soft_argmax (marginal-first, fused backward)"]
+            for name, t in times.items():
+                rows.append([regime, str(tuple(shape)), name, f"{t * 1e3:.2f}", f"{t / ours:.2f}x"])
     return rows
 
 
@@ -148,16 +183,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--soft-argmax-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         peak_memory_child(args.memory_child)
+        return
+    if args.soft_argmax_child:
+        soft_argmax_child(tuple(json.loads(args.soft_argmax_child)), args.repeats)
         return
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, forward+backward\n")
     print(
         table(
             bench_soft_argmax(args.repeats),
-            ["input (B,K,[D,]H,W)", "implementation", "median ms", "vs ours"],
+            ["allocator", "input (B,K,[D,]H,W)", "implementation", "median ms", "vs ours"],
         )
     )
     print()

@@ -365,8 +365,9 @@ def test_chunked_checkpoint_recomputes_the_same_noise(monkeypatch):
 
     def grad_of():
         xg = x.clone().requires_grad_()
-        out = HF.sampling_argmax(xg, 0.7, 10, "triangular", chunk_size=4,
-                                 generator=torch.Generator().manual_seed(3))
+        out = HF.sampling_argmax(
+            xg, 0.7, 10, "triangular", chunk_size=4, generator=torch.Generator().manual_seed(3)
+        )
         (out * weights).sum().backward()
         return out.detach(), xg.grad
 
