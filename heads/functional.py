@@ -19,8 +19,8 @@ import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch.nn import functional as F
 from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from rle.coords import coordinate_grid
