@@ -6,9 +6,15 @@ build: ``rle`` never imports ``heads`` at import time, yet ``MODELS.build(dict(t
 works.
 """
 
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-__all__ = ["MODELS"]
+__all__ = ["DATASETS", "MODELS", "TRANSFORMS"]
 
 MODELS = Registry("model", parent=MMENGINE_MODELS, scope="rle", locations=["heads"])
+DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="rle", locations=["rle.datasets"])
+TRANSFORMS = Registry(
+    "transform", parent=MMENGINE_TRANSFORMS, scope="rle", locations=["rle.datasets"]
+)

@@ -1,0 +1,427 @@
+"""Top-down training and test transforms (opencv + numpy; no mmcv).
+
+Each transform is a callable ``results -> results`` on the data-sample dict described in
+:mod:`rle.datasets`, registered in the ``rle`` transform registry and usable in an mmengine
+``Compose``. A typical pipeline::
+
+    LoadImage -> GetBBoxCenterScale -> RandomFlip -> RandomHalfBody -> RandomBBoxTransform
+    -> TopdownAffine -> ColorJitter -> EncodeKeypoints -> PackPoseInputs
+
+Geometry is applied once: flips, shifts, scales and rotations only change the box and a flip
+flag, and :class:`TopdownAffine` warps the image once with the composed matrix (a flipped
+image is never materialised at full size).
+
+Joints outside the crop: :class:`EncodeKeypoints` gives them weight 0 by default
+(``outside="zero"``): heatmap heads cannot represent them and the comparison between heads must
+supervise the same joints. ``outside="keep"`` keeps regression supervision for them.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from rle.datasets.geometry import fix_aspect_ratio, get_warp_matrix, warp_points
+from rle.registry import TRANSFORMS
+
+__all__ = [
+    "ColorJitter",
+    "EncodeKeypoints",
+    "GetBBoxCenterScale",
+    "LoadImage",
+    "NormalizeImage",
+    "PackPoseInputs",
+    "RandomBBoxTransform",
+    "RandomFlip",
+    "RandomHalfBody",
+    "TopdownAffine",
+    "keypoints_to_image",
+]
+
+COCO_UPPER_BODY = tuple(range(11))
+
+
+def _rng(results):
+    # a per-sample generator may be injected (results["rng"]) for determinism; otherwise
+    # numpy's global state, which mmengine seeds per dataloader worker
+    rng = results.get("rng")
+    return rng if rng is not None else np.random.mtrand._rand
+
+
+def _uniform(rng, low, high):
+    return float(rng.uniform(low, high))
+
+
+@TRANSFORMS.register_module()
+class LoadImage:
+    """Read ``img_path`` into ``img`` (H, W, 3) uint8 BGR.
+
+    Args:
+        backend_args: mmengine file backend arguments (``None`` = local files, read with
+            ``cv2.imread`` directly).
+        to_rgb: convert to RGB.
+    """
+
+    def __init__(self, backend_args: Optional[dict] = None, to_rgb: bool = False) -> None:
+        self.backend_args = backend_args
+        self.to_rgb = to_rgb
+
+    def __call__(self, results: dict) -> dict:
+        path = results["img_path"]
+        if self.backend_args is None:
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
+        else:
+            from mmengine.fileio import get
+
+            buf = np.frombuffer(get(path, backend_args=self.backend_args), dtype=np.uint8)
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"cannot read image {path} (missing or not an image)")
+        if self.to_rgb:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        results["img"] = img
+        results["img_shape"] = img.shape[:2]
+        results["ori_shape"] = img.shape[:2]
+        return results
+
+
+@TRANSFORMS.register_module()
+class GetBBoxCenterScale:
+    """``bbox`` (xyxy, pixel edges) -> ``bbox_center`` (index units) and ``bbox_scale``
+    (w, h) times ``padding`` (the aspect ratio is fixed later by :class:`TopdownAffine`)."""
+
+    def __init__(self, padding: float = 1.25) -> None:
+        self.padding = padding
+
+    def __call__(self, results: dict) -> dict:
+        x1, y1, x2, y2 = np.asarray(results["bbox"], dtype=np.float64)
+        results["bbox_center"] = np.array([(x1 + x2) / 2 - 0.5, (y1 + y2) / 2 - 0.5])
+        results["bbox_scale"] = np.array([x2 - x1, y2 - y1]) * self.padding
+        return results
+
+
+@TRANSFORMS.register_module()
+class RandomFlip:
+    """Horizontal flip with left/right swap (``flip_indices`` from the dataset meta).
+
+    The image is not flipped here: the flag is folded into the crop warp. Keypoints (and 3-D
+    camera keypoints) are mirrored and swapped now, so later transforms see flipped data.
+    """
+
+    def __init__(self, prob: float = 0.5) -> None:
+        if not 0 <= prob <= 1:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        self.prob = prob
+
+    def __call__(self, results: dict) -> dict:
+        flip = _uniform(_rng(results), 0, 1) < self.prob
+        results["flip"] = bool(flip)
+        if not flip:
+            return results
+        width = results["img_shape"][1]
+        idx = np.asarray(results["flip_indices"])
+        kpts = results["keypoints"][idx].copy()
+        kpts[:, 0] = (width - 1) - kpts[:, 0]
+        results["keypoints"] = kpts
+        results["keypoints_visible"] = results["keypoints_visible"][idx].copy()
+        if "keypoints_cam" in results:
+            cam = results["keypoints_cam"][idx].copy()
+            cam[:, 0] = -cam[:, 0]
+            results["keypoints_cam"] = cam
+        center = np.array(results["bbox_center"], dtype=np.float64)
+        center[0] = (width - 1) - center[0]
+        results["bbox_center"] = center
+        return results
+
+
+@TRANSFORMS.register_module()
+class RandomHalfBody:
+    """With probability ``prob``, crop around the upper or the lower body (visible joints).
+
+    Args:
+        upper_body_ids: keypoint indices of the upper body (COCO: 0..10).
+        min_total_keypoints: only when at least this many joints are visible.
+        min_half_keypoints: the chosen half needs at least this many visible joints.
+        padding: box padding around the chosen joints.
+    """
+
+    def __init__(
+        self,
+        prob: float = 0.3,
+        upper_body_ids: Sequence[int] = COCO_UPPER_BODY,
+        min_total_keypoints: int = 9,
+        min_half_keypoints: int = 3,
+        padding: float = 1.5,
+    ) -> None:
+        self.prob = prob
+        self.upper = set(upper_body_ids)
+        self.min_total = min_total_keypoints
+        self.min_half = min_half_keypoints
+        self.padding = padding
+
+    def __call__(self, results: dict) -> dict:
+        vis = results["keypoints_visible"] > 0
+        rng = _rng(results)
+        if vis.sum() < self.min_total or _uniform(rng, 0, 1) >= self.prob:
+            return results
+        upper = np.array([i in self.upper for i in range(len(vis))])
+        halves = [vis & upper, vis & ~upper]
+        if _uniform(rng, 0, 1) < 0.5:
+            halves.reverse()
+        for half in halves:
+            if half.sum() >= self.min_half:
+                pts = results["keypoints"][half]
+                lo, hi = pts.min(0), pts.max(0)
+                results["bbox_center"] = (lo + hi) / 2
+                results["bbox_scale"] = np.maximum(hi - lo, 1.0) * self.padding
+                break
+        return results
+
+
+@TRANSFORMS.register_module()
+class RandomBBoxTransform:
+    """Random shift, scale and rotation of the box (the crop augmentation).
+
+    Args:
+        shift_factor, shift_prob: centre shift up to ``shift_factor * scale``.
+        scale_factor: box scale range ``(low, high)``; ``scale_prob`` how often.
+        rotate_factor, rotate_prob: rotation in degrees, ``N(0, rotate_factor)`` clipped at
+            2 sigma, applied with ``rotate_prob``.
+    """
+
+    def __init__(
+        self,
+        shift_factor: float = 0.16,
+        shift_prob: float = 0.3,
+        scale_factor: Sequence[float] = (0.75, 1.25),
+        scale_prob: float = 1.0,
+        rotate_factor: float = 30.0,
+        rotate_prob: float = 0.6,
+    ) -> None:
+        self.shift_factor = shift_factor
+        self.shift_prob = shift_prob
+        self.scale_factor = tuple(scale_factor)
+        self.scale_prob = scale_prob
+        self.rotate_factor = rotate_factor
+        self.rotate_prob = rotate_prob
+
+    def __call__(self, results: dict) -> dict:
+        rng = _rng(results)
+        scale = np.asarray(results["bbox_scale"], dtype=np.float64)
+        center = np.asarray(results["bbox_center"], dtype=np.float64)
+        if _uniform(rng, 0, 1) < self.shift_prob:
+            center = center + rng.uniform(-1, 1, 2) * self.shift_factor * scale
+        if _uniform(rng, 0, 1) < self.scale_prob:
+            scale = scale * _uniform(rng, *self.scale_factor)
+        rotation = 0.0
+        if _uniform(rng, 0, 1) < self.rotate_prob:
+            rotation = float(
+                np.clip(
+                    rng.normal(0, self.rotate_factor),
+                    -2 * self.rotate_factor,
+                    2 * self.rotate_factor,
+                )
+            )
+        results["bbox_center"], results["bbox_scale"] = center, scale
+        results["bbox_rotation"] = rotation
+        return results
+
+
+@TRANSFORMS.register_module()
+class TopdownAffine:
+    """Warp the box into an ``input_size = (w, h)`` crop (bilinear), flip folded in.
+
+    Sets ``img`` (h, w, 3), ``input_size``, ``input_center``, ``input_scale`` (aspect-fixed
+    box), ``warp_mat`` (image -> crop index units, flip included) and ``transformed_keypoints``.
+    """
+
+    def __init__(self, input_size: Sequence[int] = (192, 256)) -> None:
+        w, h = (int(v) for v in input_size)
+        if w < 1 or h < 1:
+            raise ValueError(f"input_size must be positive (w, h), got {input_size}")
+        self.input_size = (w, h)
+
+    def __call__(self, results: dict) -> dict:
+        w, h = self.input_size
+        scale = fix_aspect_ratio(results["bbox_scale"], w / h)
+        center = np.asarray(results["bbox_center"], dtype=np.float64)
+        mat = get_warp_matrix(center, scale, results.get("bbox_rotation", 0.0), (w, h))
+        if results.get("flip"):
+            # keypoints and centre are already mirrored; the image is mirrored by the warp:
+            # pre-compose x -> (W - 1) - x on the source image
+            width = results["img_shape"][1]
+            mirror = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+            img_mat = mat @ mirror
+        else:
+            img_mat = mat
+        results["img"] = cv2.warpAffine(
+            results["img"], img_mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
+        results["input_size"] = (w, h)
+        results["input_center"] = center
+        results["input_scale"] = scale
+        results["warp_mat"] = mat
+        results["transformed_keypoints"] = warp_points(results["keypoints"], mat)
+        return results
+
+
+def keypoints_to_image(
+    coords: np.ndarray, input_size: Sequence[int], center, scale, rotation: float = 0.0
+) -> np.ndarray:
+    """Decode normalised crop coordinates ``(..., K, 2)`` back to image index units with the
+    exact inverse of :class:`TopdownAffine`'s warp (before flip: pass un-flipped coords)."""
+    w, h = input_size
+    idx = (np.asarray(coords, dtype=np.float64) + 0.5) * np.array([w, h]) - 0.5
+    inv = get_warp_matrix(center, scale, rotation, (w, h), inv=True)
+    return warp_points(idx, inv)
+
+
+@TRANSFORMS.register_module()
+class ColorJitter:
+    """Brightness, contrast and saturation jitter (factors in ``[1 - x, 1 + x]``) and a hue
+    shift in degrees, on the uint8 BGR crop, each applied with probability ``prob``."""
+
+    def __init__(
+        self,
+        brightness: float = 0.2,
+        contrast: float = 0.2,
+        saturation: float = 0.2,
+        hue: float = 10.0,
+        prob: float = 0.5,
+    ) -> None:
+        self.brightness, self.contrast = brightness, contrast
+        self.saturation, self.hue, self.prob = saturation, hue, prob
+
+    def __call__(self, results: dict) -> dict:
+        rng = _rng(results)
+        img = results["img"].astype(np.float32)
+        if _uniform(rng, 0, 1) < self.prob:
+            img *= _uniform(rng, 1 - self.brightness, 1 + self.brightness)
+        if _uniform(rng, 0, 1) < self.prob:
+            mean = img.mean()
+            img = (img - mean) * _uniform(rng, 1 - self.contrast, 1 + self.contrast) + mean
+        if _uniform(rng, 0, 1) < self.prob or _uniform(rng, 0, 1) < self.prob:
+            hsv = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_BGR2HSV)
+            hsv = hsv.astype(np.float32)
+            hsv[..., 1] *= _uniform(rng, 1 - self.saturation, 1 + self.saturation)
+            hsv[..., 0] = (hsv[..., 0] + _uniform(rng, -self.hue, self.hue) / 2) % 180
+            img = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
+        results["img"] = np.clip(img, 0, 255).astype(np.uint8)
+        return results
+
+
+@TRANSFORMS.register_module()
+class NormalizeImage:
+    """``(img - mean) / std`` on the crop -> float32; ``to_rgb`` swaps BGR to RGB first.
+    (Usually the model's data preprocessor normalises on the device instead.)"""
+
+    def __init__(
+        self, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), to_rgb: bool = True
+    ) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        self.to_rgb = to_rgb
+
+    def __call__(self, results: dict) -> dict:
+        img = results["img"]
+        if self.to_rgb:
+            img = img[..., ::-1]
+        results["img"] = (img.astype(np.float32) - self.mean) / self.std
+        return results
+
+
+@TRANSFORMS.register_module()
+class EncodeKeypoints:
+    """Targets in the normalised crop convention with per-joint weights.
+
+    ``keypoint_labels`` (K, 2) from the transformed keypoints; ``keypoint_weights`` (K,) = 1 for
+    labelled joints (v > 0) and 0 otherwise; joints outside the crop get 0 unless
+    ``outside="keep"``.
+
+    3-D (``keypoints_cam`` present and ``num_dims=3``): ``keypoint_labels`` (K, 3) with the
+    root-relative depth ``(z - z_root) / depth_scale`` (mm, 2000 as the references), weight 0
+    when any of the three is outside ``[-0.5, 0.5]`` (``outside="zero"``).
+    """
+
+    def __init__(
+        self,
+        num_dims: int = 2,
+        outside: str = "zero",
+        root_index: int = 0,
+        depth_scale: float = 2000.0,
+    ) -> None:
+        if num_dims not in (2, 3):
+            raise ValueError(f"num_dims must be 2 or 3, got {num_dims}")
+        if outside not in ("zero", "keep"):
+            raise ValueError(f"outside must be 'zero' or 'keep', got {outside!r}")
+        self.num_dims, self.outside = num_dims, outside
+        self.root_index, self.depth_scale = root_index, depth_scale
+
+    def __call__(self, results: dict) -> dict:
+        w, h = results["input_size"]
+        labels = (results["transformed_keypoints"] + 0.5) / np.array([w, h]) - 0.5
+        if self.num_dims == 3:
+            if "keypoints_cam" not in results:
+                raise KeyError("EncodeKeypoints(num_dims=3) needs 'keypoints_cam' (K, 3) in mm")
+            z = results["keypoints_cam"][:, 2]
+            depth = (z - z[self.root_index]) / self.depth_scale
+            labels = np.concatenate([labels, depth[:, None]], axis=1)
+        weights = (np.asarray(results["keypoints_visible"]) > 0).astype(np.float32)
+        if self.outside == "zero":
+            inside = (np.abs(labels) <= 0.5).all(axis=1)
+            weights = weights * inside
+        results["keypoint_labels"] = labels.astype(np.float32)
+        results["keypoint_weights"] = weights.astype(np.float32)
+        return results
+
+
+@TRANSFORMS.register_module()
+class PackPoseInputs:
+    """Pack into ``dict(inputs=tensor (3, h, w), data_samples=dict)`` for the model.
+
+    ``inputs`` keeps the image dtype (uint8 unless normalised), channels first. ``data_samples``
+    holds tensors ``keypoint_labels``, ``keypoint_weights`` and the metadata the decoder and
+    the metrics need (ids, box, ``input_center``, ``input_scale``, ``bbox_rotation``, flip,
+    original keypoints).
+    """
+
+    META_KEYS = (
+        "id",
+        "img_id",
+        "img_path",
+        "img_shape",
+        "ori_shape",
+        "input_size",
+        "input_center",
+        "input_scale",
+        "bbox",
+        "bbox_score",
+        "bbox_rotation",
+        "flip",
+        "flip_indices",
+        "category_id",
+        "area",
+        "iscrowd",
+        "num_keypoints",
+        "subject",
+        "action",
+        "camera_id",
+        "camera",
+    )
+
+    def __init__(self, meta_keys: Optional[Sequence[str]] = None) -> None:
+        self.meta_keys = tuple(meta_keys) if meta_keys is not None else self.META_KEYS
+
+    def __call__(self, results: dict) -> dict:
+        img = np.ascontiguousarray(results["img"].transpose(2, 0, 1))
+        sample = {k: results[k] for k in self.meta_keys if k in results}
+        for key in ("keypoint_labels", "keypoint_weights"):
+            if key in results:
+                sample[key] = torch.from_numpy(results[key])
+        for key in ("keypoints", "keypoints_visible", "keypoints_cam"):
+            if key in results:
+                sample[key] = np.asarray(results[key], dtype=np.float32)
+        return dict(inputs=torch.from_numpy(img), data_samples=sample)
