@@ -55,3 +55,7 @@ __all__ = [
     "keypoints_to_image",
     "warp_points",
 ]
+
+from rle.datasets.h36m import H36MDataset  # noqa: E402
+
+__all__ += ["H36MDataset"]

@@ -1,0 +1,328 @@
+"""Image-based Human3.6M (3-D) dataset reading both public annotation layouts.
+
+* MMPose layout: an ``.npz`` with ``imgname`` (N,), ``center`` (N, 2), ``scale`` (N,)
+  (box side = 200 * scale), ``part`` (N, 17, 3) pixels + visibility, ``S`` (N, 17, 4)
+  camera-frame metres + visibility, and ``cameras.pkl`` keyed ``(subject, camera_id)``.
+* Official RLE layout: a COCO-like json with parallel ``images`` / ``annotations``; each
+  annotation has ``image_id``, ``bbox`` [x, y, w, h], ``keypoints_world`` (17 x 3, mm) and
+  ``cam_param`` {R, t, f, c} with ``X_cam = R (X_world - t)``; 2-D keypoints are the pinhole
+  projection of ``X_cam`` (as the official code).
+
+Camera conventions: :mod:`rle.datasets.cameras`. Samples carry ``keypoints`` (17, 2) image
+pixels, ``keypoints_cam`` (17, 3) camera frame in **mm**, ``subject``, ``action``,
+``camera_id``; :class:`~rle.datasets.transforms.EncodeKeypoints` (``num_dims=3``) makes the
+targets (crop-normalised u, v and root-relative depth / 2000 mm).
+
+Protocol 2 splits by subject: train S1, S5, S6, S7, S8; test S9, S11.
+"""
+
+from __future__ import annotations
+
+import json
+import os.path as osp
+import pickle
+import re
+from typing import List, Optional, Sequence
+
+import numpy as np
+from mmengine.dataset import BaseDataset, Compose
+
+from rle.datasets.cameras import project, world_to_camera_rle
+from rle.datasets.coco import flip_indices_from_names
+from rle.registry import DATASETS, TRANSFORMS
+
+__all__ = ["H36M_JOINT_NAMES", "H36M_SKELETON", "H36MDataset", "SPLITS", "parse_imgname"]
+
+H36M_JOINT_NAMES = (
+    "pelvis", "r_hip", "r_knee", "r_foot", "l_hip", "l_knee", "l_foot", "spine", "thorax",
+    "neck_base", "head", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist",
+)  # fmt: skip
+H36M_SKELETON = (
+    (0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10), (8, 11),
+    (11, 12), (12, 13), (8, 14), (14, 15), (15, 16),
+)  # fmt: skip
+SPLITS = {"train": ("S1", "S5", "S6", "S7", "S8"), "test": ("S9", "S11")}
+
+_MMPOSE_NAME = re.compile(r"(S\d+)/(S\d+)_([^.]+)\.(\d+)/")
+_OFFICIAL_NAME = re.compile(r"s_(\d+)_act_(\d+)_subact_(\d+)_ca_(\d+)")
+
+
+def parse_imgname(name: str) -> dict:
+    """``S1/S1_Directions_1.54138969/S1_Directions_1.54138969_000001.jpg`` -> subject ``S1``,
+    action ``Directions``, subaction ``1``, camera_id ``54138969``; also the official
+    ``s_01_act_02_subact_01_ca_01`` form (camera index, not id)."""
+    m = _MMPOSE_NAME.search(name)
+    if m:
+        subject, _, act, cam = m.groups()
+        action, _, sub = act.partition("_")
+        return dict(subject=subject, action=action, subaction=sub, camera_id=cam)
+    m = _OFFICIAL_NAME.search(name)
+    if m:
+        s, a, sa, ca = (int(v) for v in m.groups())
+        return dict(subject=f"S{s}", action=f"act_{a:02d}", subaction=str(sa), camera_id=str(ca))
+    raise ValueError(f"cannot parse subject/action/camera from image name {name!r}")
+
+
+@DATASETS.register_module()
+class H36MDataset(BaseDataset):
+    """Human3.6M frames for image-based 3-D pose (MMPose ``.npz`` or official RLE json).
+
+    Args:
+        ann_file: ``.npz`` (MMPose layout) or ``.json`` (official RLE layout).
+        camera_param_file: ``cameras.pkl`` (required for the ``.npz`` layout).
+        data_root, data_prefix: image folder is ``data_root/data_prefix['img']``.
+        split: ``"train"`` or ``"test"`` (protocol 2 subjects) unless ``subjects`` is given.
+        subjects: explicit subjects to keep.
+        add_thorax: append an 18th joint, the mean of the shoulders (official RLE).
+        check_images: verify at load time that every image file exists.
+        pipeline, test_mode, lazy_init, indices, serialize_data, max_refetch: mmengine.
+    """
+
+    def __init__(
+        self,
+        ann_file: str = "",
+        camera_param_file: Optional[str] = None,
+        data_root: str = "",
+        data_prefix: Optional[dict] = None,
+        split: str = "train",
+        subjects: Optional[Sequence[str]] = None,
+        add_thorax: bool = False,
+        check_images: bool = False,
+        pipeline: Sequence = (),
+        test_mode: bool = False,
+        lazy_init: bool = False,
+        indices=None,
+        serialize_data: bool = True,
+        max_refetch: int = 1000,
+    ) -> None:
+        if subjects is None:
+            if split not in SPLITS:
+                raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+            subjects = SPLITS[split]
+        self.subjects = tuple(subjects)
+        if camera_param_file and data_root and not osp.isabs(camera_param_file):
+            camera_param_file = osp.join(data_root, camera_param_file)
+        self.camera_param_file = camera_param_file
+        self.add_thorax = add_thorax
+        self.check_images = check_images
+        built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        names = list(H36M_JOINT_NAMES) + (["thorax_mid_shoulders"] if add_thorax else [])
+        flip = flip_indices_from_names(names)
+        metainfo = dict(
+            keypoint_names=names,
+            num_keypoints=len(names),
+            skeleton_links=list(H36M_SKELETON),
+            flip_indices=flip,
+            flip_pairs=[(i, j) for i, j in enumerate(flip) if i < j],
+            root_index=0,
+        )
+        super().__init__(
+            ann_file=ann_file,
+            metainfo=metainfo,
+            data_root=data_root,
+            data_prefix=dict(img=(data_prefix or {}).get("img", "")),
+            pipeline=[],
+            test_mode=test_mode,
+            lazy_init=lazy_init,
+            indices=indices,
+            serialize_data=serialize_data,
+            max_refetch=max_refetch,
+        )
+        self.pipeline = Compose(built)
+        self._metainfo["dataset_name"] = "h36m"
+
+    def _serialize_data(self):
+        if not self.data_list:
+            return np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64)
+        return super()._serialize_data()
+
+    def load_data_list(self) -> List[dict]:
+        if not osp.isfile(self.ann_file):
+            raise FileNotFoundError(f"annotation file not found: {self.ann_file}")
+        if self.ann_file.endswith(".npz"):
+            data = self._load_npz()
+        elif self.ann_file.endswith(".json"):
+            data = self._load_rle_json()
+        else:
+            raise ValueError(f"{self.ann_file}: expected an MMPose .npz or an official RLE .json")
+        if self.add_thorax:
+            for d in data:
+                for key in ("keypoints", "keypoints_cam"):
+                    d[key] = np.concatenate([d[key], d[key][[11, 14]].mean(0, keepdims=True)])
+                d["keypoints_visible"] = np.append(
+                    d["keypoints_visible"], d["keypoints_visible"][[11, 14]].min()
+                )
+        for d in data:
+            d["flip_indices"] = self._metainfo["flip_indices"]
+        return data
+
+    # -- MMPose layout -------------------------------------------------------------------------
+    def _load_cameras(self) -> dict:
+        if not self.camera_param_file:
+            raise ValueError(
+                f"{self.ann_file}: the .npz layout needs camera_param_file (cameras.pkl)"
+            )
+        if not osp.isfile(self.camera_param_file):
+            raise FileNotFoundError(f"camera file not found: {self.camera_param_file}")
+        try:
+            with open(self.camera_param_file, "rb") as f:
+                cams = pickle.load(f)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
+            raise ValueError(
+                f"{self.camera_param_file}: cannot read camera parameters ({err})"
+            ) from err
+        if not isinstance(cams, dict):
+            raise ValueError(
+                f"{self.camera_param_file}: expected a dict keyed (subject, camera_id)"
+            )
+        return cams
+
+    def _load_npz(self) -> List[dict]:
+        try:
+            npz = np.load(self.ann_file, allow_pickle=False)
+            arrays = {k: npz[k] for k in npz.files}
+        except Exception as err:  # noqa: BLE001 - zip/npy errors: malformed or truncated file
+            raise ValueError(f"{self.ann_file}: malformed or truncated .npz ({err})") from err
+        for key in ("imgname", "center", "scale", "part", "S"):
+            if key not in arrays:
+                raise ValueError(f"{self.ann_file}: missing key '{key}'")
+        n = len(arrays["imgname"])
+        shapes = dict(center=(n, 2), scale=(n,), part=(n, 17, 3), S=(n, 17, 4))
+        for key, shape in shapes.items():
+            if arrays[key].shape != shape:
+                raise ValueError(
+                    f"{self.ann_file}: key '{key}' must have shape {shape}, got {arrays[key].shape}"
+                )
+        cams = self._load_cameras()
+        data = []
+        for i in range(n):
+            name = str(arrays["imgname"][i])
+            info = parse_imgname(name)
+            if info["subject"] not in self.subjects:
+                continue
+            key = (info["subject"], info["camera_id"])
+            if key not in cams:
+                raise ValueError(
+                    f"{self.ann_file}: record {i} ({name}): field 'imgname' names "
+                    f"camera {key} which is not in {self.camera_param_file}"
+                )
+            cam = cams[key]
+            side = 200.0 * float(arrays["scale"][i])
+            cx, cy = (float(v) for v in arrays["center"][i])
+            data.append(
+                self._sample(
+                    i,
+                    name,
+                    cx,
+                    cy,
+                    side,
+                    side,
+                    arrays["part"][i, :, :2],
+                    np.minimum(arrays["part"][i, :, 2], arrays["S"][i, :, 3]),
+                    arrays["S"][i, :, :3] * 1000.0,
+                    dict(
+                        f=np.asarray(cam["f"]).reshape(2),
+                        c=np.asarray(cam["c"]).reshape(2),
+                        k=np.asarray(cam.get("k", np.zeros(3))).reshape(-1),
+                        p=np.asarray(cam.get("p", np.zeros(2))).reshape(-1),
+                    ),
+                    info,
+                )
+            )
+        return data
+
+    # -- official RLE layout -------------------------------------------------------------------
+    def _load_rle_json(self) -> List[dict]:
+        try:
+            with open(self.ann_file) as f:
+                raw = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{self.ann_file}: malformed or truncated json ({err})") from err
+        for key in ("images", "annotations"):
+            if key not in raw:
+                raise ValueError(f"{self.ann_file}: missing top-level key '{key}'")
+        images = {img.get("id"): img for img in raw["images"]}
+        data = []
+        for i, ann in enumerate(raw["annotations"]):
+            rec = f"{self.ann_file}: annotation {ann.get('id', i)}"
+            for key in ("image_id", "bbox", "keypoints_world", "cam_param"):
+                if key not in ann:
+                    raise ValueError(f"{rec}: missing field '{key}'")
+            img = images.get(ann["image_id"])
+            if img is None:
+                raise ValueError(f"{rec}: field 'image_id' {ann['image_id']} is not in 'images'")
+            info = self._image_info(img, rec)
+            if info["subject"] not in self.subjects:
+                continue
+            world = np.asarray(ann["keypoints_world"], dtype=np.float64)
+            if world.shape != (17, 3):
+                raise ValueError(
+                    f"{rec}: field 'keypoints_world' must be 17 x 3, got {world.shape}"
+                )
+            cam = ann["cam_param"]
+            for key in ("R", "t", "f", "c"):
+                if key not in cam:
+                    raise ValueError(f"{rec}: field 'cam_param' lacks '{key}'")
+            x_cam = world_to_camera_rle(world, cam["R"], cam["t"])
+            uv = project(x_cam, cam["f"], cam["c"])
+            x, y, w, h = (float(v) for v in np.asarray(ann["bbox"], dtype=np.float64).reshape(4))
+            if not (w > 0 and h > 0):
+                raise ValueError(f"{rec}: field 'bbox' must have w, h > 0, got {ann['bbox']}")
+            camera = dict(
+                f=np.asarray(cam["f"], dtype=np.float64).reshape(2),
+                c=np.asarray(cam["c"], dtype=np.float64).reshape(2),
+            )
+            data.append(
+                self._sample(
+                    ann.get("id", i),
+                    img.get("file_name", ""),
+                    x + w / 2 - 0.5,
+                    y + h / 2 - 0.5,
+                    w,
+                    h,
+                    uv,
+                    np.ones(17),
+                    x_cam,
+                    camera,
+                    info,
+                )
+            )
+        return data
+
+    @staticmethod
+    def _image_info(img: dict, rec: str) -> dict:
+        if "subject" in img:
+            subject = img["subject"]
+            subject = f"S{int(subject)}" if not str(subject).startswith("S") else str(subject)
+            return dict(
+                subject=subject,
+                action=str(img.get("action_name", img.get("action", img.get("action_idx", "")))),
+                subaction=str(img.get("subaction", img.get("subaction_idx", ""))),
+                camera_id=str(img.get("cam_idx", img.get("camera_id", ""))),
+            )
+        try:
+            return parse_imgname(img.get("file_name", ""))
+        except ValueError as err:
+            raise ValueError(f"{rec}: image has no 'subject' field and {err}") from err
+
+    def _sample(self, idx, name, cx, cy, w, h, uv, vis, x_cam_mm, camera, info) -> dict:
+        path = osp.join(self.data_prefix["img"], name)
+        if self.check_images and not osp.isfile(path):
+            raise FileNotFoundError(f"{self.ann_file}: record {idx}: image not found: {path}")
+        # the box is stored xyxy in pixel-edge coordinates around the centre (index units)
+        bbox = np.array(
+            [cx + 0.5 - w / 2, cy + 0.5 - h / 2, cx + 0.5 + w / 2, cy + 0.5 + h / 2],
+            dtype=np.float32,
+        )
+        return dict(
+            id=idx,
+            img_id=idx,
+            img_path=path,
+            bbox=bbox,
+            bbox_score=np.float32(1.0),
+            keypoints=np.asarray(uv, dtype=np.float32),
+            keypoints_visible=(np.asarray(vis) > 0).astype(np.float32),
+            keypoints_cam=np.asarray(x_cam_mm, dtype=np.float32),
+            camera=camera,
+            **info,
+        )
