@@ -306,3 +306,27 @@ def test_unreadable_image_at_load_time(tmp_path):
     ds = _load(tmp_path, data, pipeline=[dict(type="LoadImage")])
     with pytest.raises(FileNotFoundError, match="cannot read image .*a.jpg"):
         ds[0]
+
+
+def test_normalize_and_pack():
+    from rle.datasets import NormalizeImage, PackPoseInputs
+
+    img = np.random.default_rng(4).integers(0, 255, (6, 5, 3), dtype=np.uint8)
+    out = NormalizeImage()(dict(img=img))["img"]
+    mean = np.array([123.675, 116.28, 103.53], np.float32)
+    std = np.array([58.395, 57.12, 57.375], np.float32)
+    np.testing.assert_allclose(out, (img[..., ::-1] - mean) / std, rtol=1e-6, atol=1e-6)
+    packed = PackPoseInputs()(
+        dict(
+            img=out,
+            keypoint_labels=np.zeros((17, 2), np.float32),
+            keypoint_weights=np.ones(17, np.float32),
+            id=3,
+        )
+    )
+    assert tuple(packed["inputs"].shape) == (3, 6, 5)
+    np.testing.assert_array_equal(packed["inputs"][1].numpy(), out[..., 1])
+    assert packed["data_samples"]["id"] == 3
+    assert tuple(packed["data_samples"]["keypoint_labels"].shape) == (17, 2)
+    with pytest.raises(ValueError, match="mean and std"):
+        NormalizeImage(mean=(1, 2))
