@@ -47,7 +47,7 @@ def _coco_like_folder(tmp: Path) -> Path:
         img = cv2.GaussianBlur(rng.integers(0, 255, (425, 640, 3), dtype=np.uint8), (5, 5), 0)
         cv2.imwrite(str(tmp / f"{i}.jpg"), img)
         images.append(dict(id=i, file_name=f"{i}.jpg", width=640, height=425))
-        for j in range(3):
+        for _ in range(3):
             kpts = np.c_[rng.uniform(100, 500, (17, 2)), np.full(17, 2)].ravel().tolist()
             anns.append(
                 dict(
