@@ -13,7 +13,7 @@ from mmengine.registry import Registry
 
 __all__ = ["DATASETS", "MODELS", "TRANSFORMS"]
 
-MODELS = Registry("model", parent=MMENGINE_MODELS, scope="rle", locations=["heads"])
+MODELS = Registry("model", parent=MMENGINE_MODELS, scope="rle", locations=["heads", "rle.models"])
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="rle", locations=["rle.datasets"])
 TRANSFORMS = Registry(
     "transform", parent=MMENGINE_TRANSFORMS, scope="rle", locations=["rle.datasets"]

@@ -51,8 +51,8 @@ def test_real_sample_trainable_instances_and_meta():
     np.testing.assert_allclose(meta["sigmas"][:3], [0.026, 0.025, 0.025])
     sample = ds[0]
     assert tuple(sample["inputs"].shape) == (3, 256, 192)
-    labels = sample["data_samples"]["keypoint_labels"]
-    weights = sample["data_samples"]["keypoint_weights"]
+    labels = sample["data_samples"].keypoint_labels
+    weights = sample["data_samples"].keypoint_weights
     assert labels.shape == (17, 2) and weights.shape == (17,)
     assert (labels[weights > 0].abs() <= 0.5).all()
 
@@ -326,7 +326,7 @@ def test_normalize_and_pack():
     )
     assert tuple(packed["inputs"].shape) == (3, 6, 5)
     np.testing.assert_array_equal(packed["inputs"][1].numpy(), out[..., 1])
-    assert packed["data_samples"]["id"] == 3
-    assert tuple(packed["data_samples"]["keypoint_labels"].shape) == (17, 2)
+    assert packed["data_samples"].id == 3
+    assert tuple(packed["data_samples"].keypoint_labels.shape) == (17, 2)
     with pytest.raises(ValueError, match="mean and std"):
         NormalizeImage(mean=(1, 2))

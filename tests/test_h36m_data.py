@@ -145,7 +145,7 @@ def test_3d_target_pipeline():
     info["img"] = np.zeros((1002, 1000, 3), np.uint8)
     info["img_shape"] = (1002, 1000)
     out = ds.pipeline(info)["data_samples"]
-    labels = out["keypoint_labels"].numpy()
+    labels = out.keypoint_labels.numpy()
     assert labels.shape == (17, 3)
     assert labels[0, 2] == 0.0  # root-relative depth
     npz = np.load(NPZ)

@@ -387,12 +387,13 @@ class EncodeKeypoints:
 
 @TRANSFORMS.register_module()
 class PackPoseInputs:
-    """Pack into ``dict(inputs=tensor (3, h, w), data_samples=dict)`` for the model.
+    """Pack into ``dict(inputs=tensor (3, h, w), data_samples=BaseDataElement)``.
 
-    ``inputs`` keeps the image dtype (uint8 unless normalised), channels first. ``data_samples``
-    holds tensors ``keypoint_labels``, ``keypoint_weights`` and the metadata the decoder and
-    the metrics need (ids, box, ``input_center``, ``input_scale``, ``bbox_rotation``, flip,
-    original keypoints).
+    ``inputs`` keeps the image dtype (uint8 unless normalised), channels first. The data
+    sample (an mmengine ``BaseDataElement``, so that collation keeps one per instance) carries
+    the tensors ``keypoint_labels`` (K, D) and ``keypoint_weights`` (K,), the ground-truth
+    ``keypoints`` / ``keypoints_visible`` / ``keypoints_cam`` arrays, and as metainfo what the
+    decoder and the metrics need (ids, box, ``input_center``, ``input_scale``, flip ...).
     """
 
     META_KEYS = (
@@ -423,13 +424,15 @@ class PackPoseInputs:
         self.meta_keys = tuple(meta_keys) if meta_keys is not None else self.META_KEYS
 
     def __call__(self, results: dict) -> dict:
+        from mmengine.structures import BaseDataElement
+
         # a channels-first view: the collate's stack makes the one copy
         img = torch.from_numpy(results["img"]).permute(2, 0, 1)
-        sample = {k: results[k] for k in self.meta_keys if k in results}
+        sample = BaseDataElement(metainfo={k: results[k] for k in self.meta_keys if k in results})
         for key in ("keypoint_labels", "keypoint_weights"):
             if key in results:
-                sample[key] = torch.from_numpy(results[key])
+                sample.set_field(torch.from_numpy(results[key]), key)
         for key in ("keypoints", "keypoints_visible", "keypoints_cam"):
             if key in results:
-                sample[key] = np.asarray(results[key], dtype=np.float32)
+                sample.set_field(np.asarray(results[key], dtype=np.float32), key)
         return dict(inputs=img, data_samples=sample)
