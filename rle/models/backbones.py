@@ -52,13 +52,13 @@ class TimmBackbone(BaseModule):
             out_indices = (out_indices,)
         probe = timm.create_model(model_name, pretrained=False, features_only=True, **kwargs)
         num_stages = len(probe.feature_info)
-        indices = tuple(i % num_stages for i in out_indices)
-        for i, j in zip(out_indices, indices):
+        for i in out_indices:
             if not -num_stages <= i < num_stages:
                 raise ValueError(
-                    f"out_indices {tuple(out_indices)} out of range for "
-                    f"{model_name} with {num_stages} stages"
+                    f"out_indices {tuple(out_indices)} out of range for {model_name} with "
+                    f"{num_stages} stages"
                 )
+        indices = tuple(i % num_stages for i in out_indices)
         self.model = timm.create_model(
             model_name, pretrained=False, features_only=True, out_indices=indices, **kwargs
         )
