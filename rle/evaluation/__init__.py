@@ -1,4 +1,5 @@
-"""Evaluation: keypoint metrics (pure functions in :mod:`rle.evaluation.functional`)."""
+"""Evaluation: keypoint metrics as pure functions (:mod:`rle.evaluation.functional`) and
+mmengine metric wrappers (:mod:`rle.evaluation.metrics`)."""
 
 from rle.evaluation.functional import (
     expected_calibration_error,
@@ -15,8 +16,13 @@ from rle.evaluation.functional import (
     residual_quantile,
     spearman,
 )
+from rle.evaluation.metrics import CocoKeypointMetric, H36MMetric, PCKMetric, oks_nms
 
 __all__ = [
+    "CocoKeypointMetric",
+    "H36MMetric",
+    "PCKMetric",
+    "oks_nms",
     "expected_calibration_error",
     "interval_coverage",
     "keypoint_auc",
