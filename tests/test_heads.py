@@ -7,7 +7,7 @@ import heads
 from heads import HeadOutput, Prediction
 from rle.registry import MODELS
 
-HEAD_NAMES = sorted(MODELS.module_dict)
+HEAD_NAMES = sorted(n for n, c in MODELS.module_dict.items() if issubclass(c, heads.BaseHead))
 HEATMAP_KW = dict(deconv_channels=(8,), depth_bins=4)
 
 

@@ -43,6 +43,15 @@ H36M_SKELETON = (
 )  # fmt: skip
 SPLITS = {"train": ("S1", "S5", "S6", "S7", "S8"), "test": ("S9", "S11")}
 
+# the official json numbers the four cameras 1..4; cameras.pkl and image names use their ids
+CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
+
+
+def _camera_id(value) -> str:
+    text = str(value)
+    return CAMERA_IDS[int(text) - 1] if text.isdigit() and 1 <= int(text) <= 4 else text
+
+
 _MMPOSE_NAME = re.compile(r"(S\d+)/(S\d+)_([^.]+)\.(\d+)/")
 _OFFICIAL_NAME = re.compile(r"s_(\d+)_act_(\d+)_subact_(\d+)_ca_(\d+)")
 
@@ -59,7 +68,9 @@ def parse_imgname(name: str) -> dict:
     m = _OFFICIAL_NAME.search(name)
     if m:
         s, a, sa, ca = (int(v) for v in m.groups())
-        return dict(subject=f"S{s}", action=f"act_{a:02d}", subaction=str(sa), camera_id=str(ca))
+        return dict(
+            subject=f"S{s}", action=f"act_{a:02d}", subaction=str(sa), camera_id=_camera_id(ca)
+        )
     raise ValueError(f"cannot parse subject/action/camera from image name {name!r}")
 
 
@@ -298,7 +309,7 @@ class H36MDataset(BaseDataset):
                 subject=subject,
                 action=str(img.get("action_name", img.get("action", img.get("action_idx", "")))),
                 subaction=str(img.get("subaction", img.get("subaction_idx", ""))),
-                camera_id=str(img.get("cam_idx", img.get("camera_id", ""))),
+                camera_id=_camera_id(img.get("cam_idx", img.get("camera_id", ""))),
             )
         try:
             return parse_imgname(img.get("file_name", ""))
