@@ -42,6 +42,19 @@ SCORE_MODES = ("bbox", "keypoint", "bbox_keypoint", "bbox_rle")
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
+def _get(sample, key, default=None):
+    """A field of a data sample given as a dict (mmengine's Evaluator converts data elements
+    with ``to_dict``) or as a ``BaseDataElement``."""
+    return sample.get(key, default)
+
+
+def _need(sample, key):
+    value = _get(sample, key)
+    if value is None:
+        raise KeyError(f"data sample lacks {key!r} (was it produced by the estimator's predict?)")
+    return value
+
+
 def instance_scores(
     bbox_scores, keypoint_scores, mode: str = "bbox_keypoint", keypoint_score_thr: float = 0.2
 ) -> np.ndarray:
@@ -136,18 +149,18 @@ class CocoKeypointMetric(BaseMetric):
 
     def process(self, data_batch, data_samples: Sequence) -> None:
         for s in data_samples:
-            bbox = np.asarray(s.get("bbox", np.zeros(4)), dtype=np.float64)
-            sigma = s.get("pred_sigma")
+            bbox = np.asarray(_get(s, "bbox", np.zeros(4)), dtype=np.float64)
+            sigma = _get(s, "pred_sigma")
             self.results.append(
                 dict(
-                    id=s.get("id"),
-                    img_id=s.get("img_id"),
-                    category_id=s.get("category_id", 1),
-                    keypoints=np.asarray(s.pred_keypoints, dtype=np.float64),
-                    keypoint_scores=np.asarray(s.pred_scores, dtype=np.float64),
-                    bbox_score=float(s.get("bbox_score", 1.0)),
+                    id=_get(s, "id"),
+                    img_id=_get(s, "img_id"),
+                    category_id=_get(s, "category_id", 1),
+                    keypoints=np.asarray(_need(s, "pred_keypoints"), dtype=np.float64),
+                    keypoint_scores=np.asarray(_need(s, "pred_scores"), dtype=np.float64),
+                    bbox_score=float(_get(s, "bbox_score", 1.0)),
                     area=float((bbox[2] - bbox[0]) * (bbox[3] - bbox[1])),
-                    input_scale=np.asarray(s.get("input_scale", (1.0, 1.0)), dtype=np.float64),
+                    input_scale=np.asarray(_get(s, "input_scale", (1.0, 1.0)), dtype=np.float64),
                     sigma=None if sigma is None else np.asarray(sigma, dtype=np.float64)[:, :2],
                 )
             )
@@ -287,12 +300,12 @@ class PCKMetric(BaseMetric):
 
     def process(self, data_batch, data_samples: Sequence) -> None:
         for s in data_samples:
-            bbox = np.asarray(s.bbox, dtype=np.float64)
+            bbox = np.asarray(_need(s, "bbox"), dtype=np.float64)
             self.results.append(
                 dict(
-                    pred=np.asarray(s.pred_keypoints, dtype=np.float64),
-                    gt=np.asarray(s.keypoints, dtype=np.float64)[:, :2],
-                    mask=np.asarray(s.keypoints_visible) > 0,
+                    pred=np.asarray(_need(s, "pred_keypoints"), dtype=np.float64),
+                    gt=np.asarray(_need(s, "keypoints"), dtype=np.float64)[:, :2],
+                    mask=np.asarray(_need(s, "keypoints_visible")) > 0,
                     norm=np.array([bbox[2] - bbox[0], bbox[3] - bbox[1]]).max(),
                 )
             )
@@ -333,10 +346,10 @@ class H36MMetric(BaseMetric):
 
     def process(self, data_batch, data_samples: Sequence) -> None:
         for s in data_samples:
-            cam = s.camera
-            gt = np.asarray(s.keypoints_cam, dtype=np.float64)
-            z = np.asarray(s.pred_depth, dtype=np.float64) + gt[self.root_index, 2]
-            uv = np.asarray(s.pred_keypoints, dtype=np.float64)
+            cam = _need(s, "camera")
+            gt = np.asarray(_need(s, "keypoints_cam"), dtype=np.float64)
+            z = np.asarray(_need(s, "pred_depth"), dtype=np.float64) + gt[self.root_index, 2]
+            uv = np.asarray(_need(s, "pred_keypoints"), dtype=np.float64)
             f = np.asarray(cam["f"], dtype=np.float64).reshape(2)
             c = np.asarray(cam["c"], dtype=np.float64).reshape(2)
             pred = np.c_[(uv - c) / f * z[:, None], z]
@@ -344,7 +357,7 @@ class H36MMetric(BaseMetric):
                 dict(
                     pred=pred - pred[self.root_index],
                     gt=gt - gt[self.root_index],
-                    action=s.get("action", ""),
+                    action=_get(s, "action", ""),
                 )
             )
 

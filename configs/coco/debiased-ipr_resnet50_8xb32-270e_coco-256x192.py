@@ -1,0 +1,7 @@
+# debiased-ipr head on ResNet-50, COCO 256x192, 270 epochs (8 GPUs x 32).
+_base_ = ["../_base_/default_runtime.py", "../_base_/coco_resnet50_270e_256x192.py"]
+
+# the head block: the only difference between the configs in this folder
+model = dict(
+    head=dict(type="DebiasedIPRHead", num_keypoints=17, beta=1.0),
+)

@@ -1,0 +1,9 @@
+# ipr head on ResNet-18, SynthCOCO 128x96, 20 epochs on one CPU.
+_base_ = ["../_base_/default_runtime.py", "../_base_/synthcoco_resnet18_20e_128x96.py"]
+
+# the head block: the only difference between the configs in this folder
+model = dict(
+    head=dict(
+        type="SoftArgmaxHead", num_keypoints=17, deconv_channels=(64, 64, 64), beta=1.0, loss="l1"
+    ),
+)

@@ -1,0 +1,7 @@
+# regression-l1 head on ResNet-18, SynthCOCO 128x96, 20 epochs on one CPU.
+_base_ = ["../_base_/default_runtime.py", "../_base_/synthcoco_resnet18_20e_128x96.py"]
+
+# the head block: the only difference between the configs in this folder
+model = dict(
+    head=dict(type="RegressionHead", num_keypoints=17, loss="l1"),
+)
