@@ -389,8 +389,12 @@ def debiased_soft_argmax(
         coords = debiased - 0.5 + 0.5 / sizes
     else:
         log_n = math.log(flat.shape[-1])
-        ratio = torch.exp(log_n - torch.logsumexp(flat * beta, dim=-1, keepdim=True))
-        coords = coords / (1.0 - ratio.clamp(max=max_ratio))
+        log_ratio = log_n - torch.logsumexp(flat * beta, dim=-1, keepdim=True)
+        # clamp in log space: exp of an unclamped log_ratio can overflow to inf, and the
+        # clamp's zero gradient times inf would be NaN
+        guarded = torch.exp(log_ratio.clamp(max=math.log(max_ratio)))
+        coords = coords / (1.0 - guarded)
+        ratio = torch.exp(log_ratio)
     return (coords, ratio) if return_ratio else coords
 
 

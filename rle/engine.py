@@ -106,16 +106,23 @@ class NonFiniteLossHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not outputs:
             return
-        for name, value in outputs.items():
-            v = float(value.detach().float().mean()) if torch.is_tensor(value) else float(value)
-            if not math.isfinite(v):
-                raise NonFiniteLossError(
-                    f"non-finite {name} = {v} at iteration {runner.iter + 1} (epoch "
-                    f"{runner.epoch + 1}); all components: "
-                    + ", ".join(f"{k}={float(x):.4g}" for k, x in outputs.items())
-                    + ". Check the learning rate, gradient clipping (optim_wrapper.clip_grad) "
-                    "and the inputs."
-                )
+        values = {
+            name: float(v.detach().float().mean()) if torch.is_tensor(v) else float(v)
+            for name, v in outputs.items()
+        }
+        bad = [name for name, v in values.items() if not math.isfinite(v)]
+        if not bad:
+            return
+        # name the components, not just the summed total
+        named = [name for name in bad if name != "loss"] or bad
+        raise NonFiniteLossError(
+            "non-finite "
+            + ", ".join(f"{name} = {values[name]}" for name in named)
+            + f" at iteration {runner.iter + 1} (epoch {runner.epoch + 1}); all components: "
+            + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+            + ". Check the learning rate, gradient clipping (optim_wrapper.clip_grad) and the "
+            "inputs."
+        )
 
 
 @HOOKS.register_module()

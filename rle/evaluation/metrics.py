@@ -213,6 +213,8 @@ class CocoKeypointMetric(BaseMetric):
                 json.dump(coco_results, f)
         stats = self._coco_eval(gt, coco_results, sigmas)
         stats.update(self._calibration(gt, kept, sigmas))
+        # instances evaluated, after gathering across ranks (and before NMS)
+        stats["num_instances"] = float(len(results))
         return stats
 
     @staticmethod
