@@ -47,10 +47,10 @@ def _count(module) -> float:
 
 
 def _flops(model, inputs) -> float:
-    from mmengine.analysis import get_model_complexity_info
-
     import contextlib
     import io
+
+    from mmengine.analysis import get_model_complexity_info
 
     model.eval()
     with contextlib.redirect_stdout(io.StringIO()):  # it lists the modules it skips
