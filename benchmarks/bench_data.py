@@ -126,7 +126,7 @@ def bench_generation():
         return None
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        generate_synth_coco(tmp, num_train_images=200, num_val_images=0, seed=0, progress=False)
+        generate_synth_coco(tmp, num_train_images=199, num_val_images=1, seed=0, progress=False)
         return 200 / (time.perf_counter() - start)
 
 

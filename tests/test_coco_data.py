@@ -315,17 +315,21 @@ def test_normalize_and_pack():
     out = NormalizeImage()(dict(img=img))["img"]
     mean = np.array([123.675, 116.28, 103.53], np.float32)
     std = np.array([58.395, 57.12, 57.375], np.float32)
-    np.testing.assert_allclose(out, (img[..., ::-1] - mean) / std, rtol=1e-6, atol=1e-6)
+    expected = ((img[..., ::-1] - mean) / std).transpose(2, 0, 1)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
     packed = PackPoseInputs()(
         dict(
             img=out,
+            img_layout="CHW",
             keypoint_labels=np.zeros((17, 2), np.float32),
             keypoint_weights=np.ones(17, np.float32),
             id=3,
         )
     )
     assert tuple(packed["inputs"].shape) == (3, 6, 5)
-    np.testing.assert_array_equal(packed["inputs"][1].numpy(), out[..., 1])
+    np.testing.assert_array_equal(packed["inputs"][1].numpy(), out[1])
+    hwc = PackPoseInputs()(dict(img=img))["inputs"]
+    assert tuple(hwc.shape) == (3, 6, 5) and hwc[2, 1, 1] == img[1, 1, 2]
     assert packed["data_samples"].id == 3
     assert tuple(packed["data_samples"].keypoint_labels.shape) == (17, 2)
     with pytest.raises(ValueError, match="mean and std"):

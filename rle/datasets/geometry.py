@@ -27,11 +27,14 @@ __all__ = [
 ]
 
 
-def _as_pair(value, name: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    if arr.shape != (2,) or not np.all(np.isfinite(arr)):
+def _as_pair(value, name: str) -> Tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be 2 finite numbers, got {value!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
         raise ValueError(f"{name} must be 2 finite numbers, got {value!r}")
-    return arr
+    return a, b
 
 
 def fix_aspect_ratio(scale: Sequence[float], aspect_ratio: float) -> np.ndarray:
