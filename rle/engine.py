@@ -30,6 +30,7 @@ __all__ = [
     "NonFiniteLossError",
     "NonFiniteLossHook",
     "SetEpochHook",
+    "finalize_distributed",
     "init_distributed",
     "setup_engine",
 ]
@@ -90,6 +91,18 @@ def init_distributed(launcher: str, backend: Optional[str] = None) -> None:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend=backend)
+
+
+def finalize_distributed(barrier: bool = True) -> None:
+    """Wait for every rank (unless this rank failed), then destroy the process group:
+    exiting with a live gloo group aborts a rank ("terminate called without an active
+    exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if barrier:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 class NonFiniteLossError(RuntimeError):

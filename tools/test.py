@@ -33,7 +33,7 @@ def main(argv=None):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from rle.engine import init_distributed, setup_engine
+    from rle.engine import finalize_distributed, init_distributed, setup_engine
 
     setup_engine()
     init_distributed(args.launcher)
@@ -51,7 +51,13 @@ def main(argv=None):
     if args.launcher != "none":
         cfg.setdefault("model_wrapper_cfg", dict(type="CPUCompatibleDDP"))
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    try:
+        metrics = runner.test()
+    except BaseException:
+        finalize_distributed(barrier=False)
+        raise
+    finalize_distributed()
+    return metrics
 
 
 if __name__ == "__main__":

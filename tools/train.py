@@ -78,12 +78,17 @@ def main(argv=None):
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     from mmengine.runner import Runner
 
-    from rle.engine import init_distributed, setup_engine
+    from rle.engine import finalize_distributed, init_distributed, setup_engine
 
     setup_engine()
     init_distributed(args.launcher)
     runner = Runner.from_cfg(build_cfg(args))
-    runner.train()
+    try:
+        runner.train()
+    except BaseException:
+        finalize_distributed(barrier=False)  # the other ranks may never reach a barrier
+        raise
+    finalize_distributed()
     return runner
 
 

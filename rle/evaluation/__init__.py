@@ -16,10 +16,13 @@ from rle.evaluation.functional import (
     residual_quantile,
     spearman,
 )
+from rle.evaluation.dump import DumpPredictions, load_predictions
 from rle.evaluation.metrics import CocoKeypointMetric, H36MMetric, PCKMetric, oks_nms
 
 __all__ = [
     "CocoKeypointMetric",
+    "DumpPredictions",
+    "load_predictions",
     "H36MMetric",
     "PCKMetric",
     "oks_nms",

@@ -1,0 +1,282 @@
+"""The comparison report: tables (Markdown, CSV, JSON) and plots (PNG) from several runs.
+
+Inputs are plain: one row dict per run (metrics, cost, status) and, per run, the prediction
+records written by :class:`rle.evaluation.dump.DumpPredictions`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from rle.evaluation.functional import object_keypoint_similarity, reliability_bins
+
+__all__ = [
+    "COLUMNS",
+    "markdown_table",
+    "pck_curve",
+    "plot_error_histograms",
+    "plot_examples",
+    "plot_flow_density",
+    "plot_pck_curves",
+    "plot_reliability",
+    "write_tables",
+]
+
+# (key in the row dict, column title, format)
+COLUMNS = (
+    ("name", "run", "{}"),
+    ("head", "head", "{}"),
+    ("status", "status", "{}"),
+    ("AP", "AP", "{:.3f}"),
+    ("AP50", "AP50", "{:.3f}"),
+    ("AP75", "AP75", "{:.3f}"),
+    ("AR", "AR", "{:.3f}"),
+    ("MPJPE", "MPJPE mm", "{:.1f}"),
+    ("PA-MPJPE", "PA-MPJPE mm", "{:.1f}"),
+    ("PCK@0.05", "PCK@0.05", "{:.3f}"),
+    ("EPE", "EPE px", "{:.2f}"),
+    ("conf_oks_pearson", "conf-OKS r", "{:.3f}"),
+    ("conf_oks_spearman", "conf-OKS rho", "{:.3f}"),
+    ("coverage@68", "cover@68", "{:.2f}"),
+    ("coverage@95", "cover@95", "{:.2f}"),
+    ("params_m", "params M", "{:.2f}"),
+    ("gflops", "GFLOPs", "{:.2f}"),
+    ("train_iters_per_s", "train it/s", "{:.2f}"),
+    ("latency_ms", "latency ms", "{:.1f}"),
+)
+
+
+def _fmt(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    """A Markdown table with the columns any row fills."""
+    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    lines = [
+        "| " + " | ".join(c[1] for c in cols) + " |",
+        "|" + "|".join("---" for _ in cols) + "|",
+    ]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(r.get(k), f) for k, _, f in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_tables(rows: Sequence[dict], out_dir: Path) -> Dict[str, Path]:
+    """``report.md``, ``report.csv`` and ``report.json`` in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "markdown": out_dir / "report.md",
+        "csv": out_dir / "report.csv",
+        "json": out_dir / "report.json",
+    }
+    paths["markdown"].write_text(markdown_table(rows) + "\n")
+    keys = sorted({k for r in rows for k in r})
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: r.get(k) for k in keys})
+    paths["json"].write_text(json.dumps(list(rows), indent=2, default=float))
+    return paths
+
+
+# -- per-run statistics from the prediction records --------------------------------------------
+def _errors(records: List[dict]):
+    """Per labelled keypoint: pixel error and the error normalised by the box size."""
+    px, norm = [], []
+    for r in records:
+        if r.get("keypoints") is None or r.get("pred_keypoints") is None:
+            continue
+        vis = np.asarray(r["keypoints_visible"]) > 0
+        err = np.linalg.norm(
+            np.asarray(r["pred_keypoints"]) - np.asarray(r["keypoints"])[:, :2], axis=-1
+        )[vis]
+        bbox = np.asarray(r["bbox"], dtype=np.float64)
+        size = max(bbox[2] - bbox[0], bbox[3] - bbox[1], 1e-6)
+        px.append(err)
+        norm.append(err / size)
+    if not px:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(px), np.concatenate(norm)
+
+
+def pck_curve(records: List[dict], thresholds: np.ndarray) -> np.ndarray:
+    """Fraction of labelled keypoints within ``thr * box size`` for each threshold."""
+    _, norm = _errors(records)
+    if norm.size == 0:
+        return np.full(len(thresholds), np.nan)
+    return np.array([(norm <= t).mean() for t in thresholds])
+
+
+def instance_confidence_and_oks(records: List[dict], sigmas: np.ndarray):
+    """Instance confidence (mean keypoint score) and OKS with the instance's ground truth."""
+    conf, oks = [], []
+    for r in records:
+        if r.get("keypoints") is None or r.get("pred_scores") is None:
+            continue
+        area = r.get("area")
+        if area is None:
+            b = np.asarray(r["bbox"], dtype=np.float64)
+            area = (b[2] - b[0]) * (b[3] - b[1])
+        value = object_keypoint_similarity(
+            np.asarray(r["pred_keypoints"])[None],
+            np.asarray(r["keypoints"])[None, :, :2],
+            np.asarray(r["keypoints_visible"])[None],
+            np.array([float(area)]),
+            sigmas,
+        )[0]
+        if np.isfinite(value):
+            conf.append(float(np.mean(r["pred_scores"])))
+            oks.append(float(value))
+    return np.array(conf), np.array(oks)
+
+
+# -- plots ---------------------------------------------------------------------------------------
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, plt.subplots(*args, **kwargs)
+
+
+def plot_pck_curves(runs: Dict[str, List[dict]], path: Path) -> Path:
+    """PCK against the threshold (fraction of the box size), one curve per run."""
+    thresholds = np.linspace(0, 0.3, 61)
+    plt, (fig, ax) = _figure(figsize=(5, 4))
+    for name, records in runs.items():
+        ax.plot(thresholds, pck_curve(records, thresholds), label=name)
+    ax.set_xlabel("threshold (fraction of box size)")
+    ax.set_ylabel("PCK")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_reliability(runs: Dict[str, List[dict]], sigmas: np.ndarray, path: Path) -> Path:
+    """Reliability diagram: mean OKS per confidence bin, one line per run."""
+    plt, (fig, ax) = _figure(figsize=(5, 4))
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
+    for name, records in runs.items():
+        conf, oks = instance_confidence_and_oks(records, sigmas)
+        if conf.size == 0:
+            continue
+        bins = reliability_bins(np.clip(conf, 0, 1), oks, 10)
+        keep = bins["count"] > 0
+        ax.plot(bins["confidence"][keep], bins["accuracy"][keep], "o-", ms=3, label=name)
+    ax.set_xlabel("instance confidence")
+    ax.set_ylabel("mean OKS")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_error_histograms(runs: Dict[str, List[dict]], path: Path) -> Path:
+    """Histogram of per-keypoint pixel errors, one per run."""
+    plt, (fig, ax) = _figure(figsize=(5, 4))
+    all_err = [_errors(r)[0] for r in runs.values()]
+    top = max([np.percentile(e, 98) for e in all_err if e.size] or [1.0])
+    for (name, _), err in zip(runs.items(), all_err):
+        if err.size:
+            ax.hist(
+                np.clip(err, 0, top),
+                bins=40,
+                range=(0, top),
+                histtype="step",
+                label=name,
+                density=True,
+            )
+    ax.set_xlabel("keypoint error (px)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_flow_density(densities: Dict[str, np.ndarray], grid: np.ndarray, path: Path) -> Path:
+    """Learned residual densities (marginal along x) against unit-variance Gaussian and
+    Laplace densities."""
+    plt, (fig, ax) = _figure(figsize=(5, 4))
+    ax.plot(grid, np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi), "k--", lw=1, label="Gaussian")
+    b = 1 / math.sqrt(2)
+    ax.plot(grid, np.exp(-np.abs(grid) / b) / (2 * b), "k:", lw=1, label="Laplace")
+    for name, density in densities.items():
+        ax.plot(grid, density, label=f"flow: {name}")
+    ax.set_xlabel("normalised residual u_x")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_examples(
+    runs: Dict[str, List[dict]], path: Path, num: int = 4, skeleton: Optional[Sequence] = None
+) -> Path:
+    """A grid of example crops (rows: runs, columns: instances) with predicted keypoints and,
+    for heads with sigma, 1-sigma ellipses."""
+    import cv2
+    from matplotlib.patches import Ellipse
+
+    names = list(runs)
+    plt, (fig, axes) = _figure(
+        len(names), num, figsize=(2.2 * num, 2.6 * len(names)), squeeze=False
+    )
+    for i, name in enumerate(names):
+        records = runs[name][:num]
+        for j in range(num):
+            ax = axes[i][j]
+            ax.axis("off")
+            if j >= len(records):
+                continue
+            r = records[j]
+            img = cv2.imread(str(r["img_path"])) if r.get("img_path") else None
+            if img is None:
+                continue
+            x1, y1, x2, y2 = np.asarray(r["bbox"], dtype=float)
+            pad = 0.15 * max(x2 - x1, y2 - y1)
+            x1, y1 = max(int(x1 - pad), 0), max(int(y1 - pad), 0)
+            x2, y2 = min(int(x2 + pad), img.shape[1]), min(int(y2 + pad), img.shape[0])
+            ax.imshow(img[y1:y2, x1:x2, ::-1])
+            kp = np.asarray(r["pred_keypoints"]) - np.array([x1, y1])
+            if skeleton:
+                for a, b in skeleton:
+                    ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color="yellow", lw=1)
+            ax.plot(kp[:, 0], kp[:, 1], "o", color="red", ms=2.5)
+            sigma = r.get("pred_sigma")
+            if sigma is not None:
+                scale = np.asarray(r["input_scale"], dtype=float)
+                for k in range(len(kp)):
+                    sx, sy = np.asarray(sigma)[k, :2] * scale
+                    ax.add_patch(Ellipse(kp[k], 2 * sx, 2 * sy, fill=False, color="cyan", lw=0.7))
+            if j == 0:
+                ax.set_title(name, fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,59 @@
+"""tools/compare.py end to end on a tiny generated set: two heads, one iteration each, a
+crashed run in the table, every table and plot written, finished runs skipped on re-run."""
+
+import json
+
+from tests.test_training import ROOT, _tiny, _tool
+
+HEADS = ["rle_resnet18_1xb32-20e_synthcoco-128x96.py", "ipr_resnet18_1xb32-20e_synthcoco-128x96.py"]
+
+
+def test_compare_end_to_end(tmp_path):
+    compare = _tool("compare")
+    configs = [ROOT / "configs" / "synthcoco" / name for name in HEADS]
+    broken = tmp_path / "broken_resnet18_1xb32-20e_synthcoco-128x96.py"
+    broken.write_text(
+        configs[0]
+        .read_text()
+        .replace("../_base_/", str(ROOT / "configs" / "_base_") + "/")
+        .replace('type="RLEHead"', 'type="NoSuchHead"')
+    )
+    args = compare.parse_args(
+        [
+            *map(str, configs),
+            str(broken),
+            "--work-root",
+            str(tmp_path / "runs"),
+            "--timing-repeats",
+            "1",
+        ]
+    )
+    args.cfg_options = {**_tiny(configs[0], tmp_path), "train_cfg.max_epochs": 1}
+    rows = compare.run(args)
+    status = {r["name"]: r["status"] for r in rows}
+    assert status[configs[0].stem] == "trained" and status[configs[1].stem] == "trained"
+    assert status[broken.stem].startswith("crashed: KeyError")
+    out = tmp_path / "runs" / "report"
+    table = (out / "report.md").read_text()
+    assert "crashed" in table and "RLEHead" in table and "SoftArgmaxHead" in table
+    data = json.loads((out / "report.json").read_text())
+    rle = next(r for r in data if r["name"] == configs[0].stem)
+    for key in (
+        "AP",
+        "conf_oks_pearson",
+        "coverage@68",
+        "params_m",
+        "gflops",
+        "train_iters_per_s",
+        "latency_ms",
+    ):
+        assert key in rle, key
+    assert (out / "report.csv").read_text().count("\n") == 4
+    for png in ("pck_curves", "reliability", "flow_density", "error_histograms", "examples"):
+        path = out / f"{png}.png"
+        assert path.stat().st_size > 1000, png
+        assert path.read_bytes()[:4] == b"\x89PNG"
+    # re-running skips the finished runs (evaluates their checkpoints)
+    again = compare.run(args)
+    status = {r["name"]: r["status"] for r in again}
+    assert status[configs[0].stem] == "cached" and status[configs[1].stem] == "cached"
