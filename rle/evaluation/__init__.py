@@ -1,6 +1,7 @@
 """Evaluation: keypoint metrics as pure functions (:mod:`rle.evaluation.functional`) and
 mmengine metric wrappers (:mod:`rle.evaluation.metrics`)."""
 
+from rle.evaluation.dump import DumpPredictions, load_predictions
 from rle.evaluation.functional import (
     expected_calibration_error,
     interval_coverage,
@@ -16,7 +17,6 @@ from rle.evaluation.functional import (
     residual_quantile,
     spearman,
 )
-from rle.evaluation.dump import DumpPredictions, load_predictions
 from rle.evaluation.metrics import CocoKeypointMetric, H36MMetric, PCKMetric, oks_nms
 
 __all__ = [
