@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -10,7 +10,8 @@ from torch.nn import functional as F
 
 from heads.base import HeadOutput, HeatmapHead
 from heads.functional import heatmap_expectation, spatial_softmax
-from rle.losses import RLELoss, rle_confidence
+from heads.rle_head import RLEHead
+from rle.losses import RLELoss
 from rle.registry import MODELS
 
 __all__ = ["HeatmapRLEHead"]
@@ -52,16 +53,6 @@ class HeatmapRLEHead(HeatmapHead):
             sigma_logits,
         )
 
-    def loss(self, feats_or_output, target, target_weight=None) -> Dict[str, torch.Tensor]:
-        output = self._output(feats_or_output)
-        self._check_target(output, target, target_weight)
-        out = self.loss_module(output.coords, output.sigma_logits, target, target_weight)
-        return {
-            "loss_rle": self.loss_weight * out.loss,
-            "rle_nf": out.nf_term.detach(),
-            "rle_q": out.q_term.detach(),
-            "rle_log_sigma": out.log_sigma.detach().mean(),
-        }
-
-    def scores(self, output: HeadOutput) -> torch.Tensor:
-        return rle_confidence(output.sigma).clamp(0.0, 1.0)
+    # the same RLE loss and confidence as RLEHead (mu from the heatmap instead of an FC layer)
+    loss = RLEHead.loss
+    scores = RLEHead.scores

@@ -19,10 +19,10 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.dataset import BaseDataset, Compose
 from mmengine.logging import print_log
 
-from rle.registry import DATASETS, TRANSFORMS
+from rle.datasets.base import KeypointBaseDataset
+from rle.registry import DATASETS
 
 __all__ = ["COCO_KEYPOINT_NAMES", "COCO_SIGMAS", "CocoKeypointDataset", "flip_indices_from_names"]
 
@@ -99,7 +99,7 @@ def _meta_from_category(category: dict, ann_file: str) -> dict:
 
 
 @DATASETS.register_module()
-class CocoKeypointDataset(BaseDataset):
+class CocoKeypointDataset(KeypointBaseDataset):
     """Top-down COCO-format keypoint dataset (one sample per person instance).
 
     Args:
@@ -143,26 +143,18 @@ class CocoKeypointDataset(BaseDataset):
         self.filter_empty = (not test_mode) if filter_empty is None else bool(filter_empty)
         self.missing_images = missing_images
         self.num_skipped_missing = 0
-        built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
         super().__init__(
             ann_file=ann_file,
-            metainfo=metainfo,
             data_root=data_root,
-            data_prefix=dict(img=(data_prefix or {}).get("img", "")),
-            pipeline=[],
+            data_prefix=data_prefix,
+            pipeline=pipeline,
+            metainfo=metainfo,
             test_mode=test_mode,
             lazy_init=lazy_init,
             indices=indices,
             serialize_data=serialize_data,
             max_refetch=max_refetch,
         )
-        self.pipeline = Compose(built)
-
-    def _serialize_data(self):
-        # mmengine cannot serialise an empty list (e.g. every detection below the threshold)
-        if not self.data_list:
-            return np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64)
-        return super()._serialize_data()
 
     # -- loading ------------------------------------------------------------------------------
     def _load_coco(self):

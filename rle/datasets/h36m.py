@@ -25,11 +25,11 @@ import re
 from typing import List, Optional, Sequence
 
 import numpy as np
-from mmengine.dataset import BaseDataset, Compose
 
+from rle.datasets.base import KeypointBaseDataset
 from rle.datasets.cameras import project, world_to_camera_rle
 from rle.datasets.coco import flip_indices_from_names
-from rle.registry import DATASETS, TRANSFORMS
+from rle.registry import DATASETS
 
 __all__ = ["H36M_JOINT_NAMES", "H36M_SKELETON", "H36MDataset", "SPLITS", "parse_imgname"]
 
@@ -75,7 +75,7 @@ def parse_imgname(name: str) -> dict:
 
 
 @DATASETS.register_module()
-class H36MDataset(BaseDataset):
+class H36MDataset(KeypointBaseDataset):
     """Human3.6M frames for image-based 3-D pose (MMPose ``.npz`` or official RLE json).
 
     Args:
@@ -116,7 +116,6 @@ class H36MDataset(BaseDataset):
         self.camera_param_file = camera_param_file
         self.add_thorax = add_thorax
         self.check_images = check_images
-        built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
         names = list(H36M_JOINT_NAMES) + (["thorax_mid_shoulders"] if add_thorax else [])
         flip = flip_indices_from_names(names)
         metainfo = dict(
@@ -129,23 +128,17 @@ class H36MDataset(BaseDataset):
         )
         super().__init__(
             ann_file=ann_file,
-            metainfo=metainfo,
             data_root=data_root,
-            data_prefix=dict(img=(data_prefix or {}).get("img", "")),
-            pipeline=[],
+            data_prefix=data_prefix,
+            pipeline=pipeline,
+            metainfo=metainfo,
             test_mode=test_mode,
             lazy_init=lazy_init,
             indices=indices,
             serialize_data=serialize_data,
             max_refetch=max_refetch,
         )
-        self.pipeline = Compose(built)
         self._metainfo["dataset_name"] = "h36m"
-
-    def _serialize_data(self):
-        if not self.data_list:
-            return np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64)
-        return super()._serialize_data()
 
     def load_data_list(self) -> List[dict]:
         if not osp.isfile(self.ann_file):

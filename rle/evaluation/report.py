@@ -153,6 +153,15 @@ def _figure(*args, **kwargs):
     return plt, plt.subplots(*args, **kwargs)
 
 
+def _finish(plt, fig, ax, path: Path, legend: bool = True, dpi: int = 100) -> Path:
+    if legend:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_pck_curves(runs: Dict[str, List[dict]], path: Path) -> Path:
     """PCK against the threshold (fraction of the box size), one curve per run."""
     thresholds = np.linspace(0, 0.3, 61)
@@ -163,11 +172,7 @@ def plot_pck_curves(runs: Dict[str, List[dict]], path: Path) -> Path:
     ax.set_ylabel("PCK")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path)
 
 
 def plot_reliability(runs: Dict[str, List[dict]], sigmas: np.ndarray, path: Path) -> Path:
@@ -186,11 +191,7 @@ def plot_reliability(runs: Dict[str, List[dict]], sigmas: np.ndarray, path: Path
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path)
 
 
 def plot_error_histograms(runs: Dict[str, List[dict]], path: Path) -> Path:
@@ -210,11 +211,7 @@ def plot_error_histograms(runs: Dict[str, List[dict]], path: Path) -> Path:
             )
     ax.set_xlabel("keypoint error (px)")
     ax.set_ylabel("density")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path)
 
 
 def plot_flow_density(densities: Dict[str, np.ndarray], grid: np.ndarray, path: Path) -> Path:
@@ -228,11 +225,7 @@ def plot_flow_density(densities: Dict[str, np.ndarray], grid: np.ndarray, path: 
         ax.plot(grid, density, label=f"flow: {name}")
     ax.set_xlabel("normalised residual u_x")
     ax.set_ylabel("density")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path)
 
 
 def plot_examples(
@@ -276,7 +269,4 @@ def plot_examples(
                     ax.add_patch(Ellipse(kp[k], 2 * sx, 2 * sy, fill=False, color="cyan", lw=0.7))
             if j == 0:
                 ax.set_title(name, fontsize=8, loc="left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, axes[0][0], path, legend=False, dpi=90)
