@@ -111,8 +111,9 @@ class CocoKeypointDataset(KeypointBaseDataset):
         det_category_ids: detection categories kept (1 = person).
         filter_empty: skip crowd and keypoint-less instances (default: when training).
         missing_images: ``"raise"`` (default) or ``"skip"`` (skip with a counted warning).
-        pipeline, test_mode, lazy_init, indices, serialize_data, max_refetch: as mmengine's
-            ``BaseDataset``; pipeline entries are built from the ``rle`` transform registry.
+        pipeline, test_mode, metainfo, kwargs: as mmengine's ``BaseDataset`` (``lazy_init``,
+            ``indices``, ``serialize_data``, ``max_refetch``); pipeline entries are built from the
+            ``rle`` transform registry.
     """
 
     def __init__(
@@ -127,11 +128,8 @@ class CocoKeypointDataset(KeypointBaseDataset):
         missing_images: str = "raise",
         pipeline: Sequence = (),
         test_mode: bool = False,
-        lazy_init: bool = False,
-        indices=None,
-        serialize_data: bool = True,
-        max_refetch: int = 1000,
         metainfo: Optional[dict] = None,
+        **kwargs,
     ) -> None:
         if missing_images not in ("raise", "skip"):
             raise ValueError(f"missing_images must be 'raise' or 'skip', got {missing_images!r}")
@@ -150,10 +148,7 @@ class CocoKeypointDataset(KeypointBaseDataset):
             pipeline=pipeline,
             metainfo=metainfo,
             test_mode=test_mode,
-            lazy_init=lazy_init,
-            indices=indices,
-            serialize_data=serialize_data,
-            max_refetch=max_refetch,
+            **kwargs,
         )
 
     # -- loading ------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ class H36MDataset(KeypointBaseDataset):
         subjects: explicit subjects to keep.
         add_thorax: append an 18th joint, the mean of the shoulders (official RLE).
         check_images: verify at load time that every image file exists.
-        pipeline, test_mode, lazy_init, indices, serialize_data, max_refetch: mmengine.
+        pipeline, test_mode, kwargs: as mmengine's ``BaseDataset``.
     """
 
     def __init__(
@@ -101,10 +101,7 @@ class H36MDataset(KeypointBaseDataset):
         check_images: bool = False,
         pipeline: Sequence = (),
         test_mode: bool = False,
-        lazy_init: bool = False,
-        indices=None,
-        serialize_data: bool = True,
-        max_refetch: int = 1000,
+        **kwargs,
     ) -> None:
         if subjects is None:
             if split not in SPLITS:
@@ -133,10 +130,7 @@ class H36MDataset(KeypointBaseDataset):
             pipeline=pipeline,
             metainfo=metainfo,
             test_mode=test_mode,
-            lazy_init=lazy_init,
-            indices=indices,
-            serialize_data=serialize_data,
-            max_refetch=max_refetch,
+            **kwargs,
         )
         self._metainfo["dataset_name"] = "h36m"
 
