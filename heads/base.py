@@ -23,7 +23,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from heads.functional import heatmap_confidence, spatial_softmax
-from rle.losses import coordinate_loss
+from rle.losses import COORDINATE_LOSSES, coordinate_loss
 
 __all__ = ["BaseHead", "HeadOutput", "HeatmapHead", "Prediction", "heatmap_trunk"]
 
@@ -236,7 +236,8 @@ class HeatmapHead(BaseHead):
         self.depth_bins = depth_bins if num_dims == 3 else 1
         self.beta = float(beta)
         self.loss_kind = loss
-        coordinate_loss(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1), kind=loss)  # validates kind
+        if loss not in COORDINATE_LOSSES:
+            raise ValueError(f"loss must be one of {COORDINATE_LOSSES}, got {loss!r}")
         self.trunk = heatmap_trunk(in_channels, deconv_channels, deconv_kernel, conv_channels)
         self.final = nn.Conv2d(self.trunk.out_channels, num_keypoints * self.depth_bins, 1)
 

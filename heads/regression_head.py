@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from heads.base import BaseHead, HeadOutput
-from rle.losses import coordinate_loss
+from rle.losses import COORDINATE_LOSSES, coordinate_loss
 from rle.registry import MODELS
 
 __all__ = ["RegressionHead"]
@@ -39,7 +39,8 @@ class RegressionHead(BaseHead):
         if init_cfg is None:
             init_cfg = dict(type="Normal", layer="Linear", std=0.01, bias=0)
         super().__init__(in_channels, num_keypoints, num_dims, loss_weight, init_cfg)
-        coordinate_loss(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1), kind=loss)  # validates loss
+        if loss not in COORDINATE_LOSSES:
+            raise ValueError(f"loss must be one of {COORDINATE_LOSSES}, got {loss!r}")
         self.loss_kind = loss
         self.fc = nn.Linear(in_channels, num_keypoints * num_dims)
 

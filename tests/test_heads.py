@@ -130,3 +130,9 @@ def test_dsnt_head_regularisers():
         assert ("loss_reg" in losses) == (reg is not None)
     with pytest.raises(ValueError, match="reg"):
         build("DSNTHead", reg="l2")
+
+
+def test_unknown_coordinate_loss():
+    for name in ("RegressionHead", "SoftArgmaxHead"):
+        with pytest.raises(ValueError, match="loss must be one of"):
+            build(name, loss="huber")
