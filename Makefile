@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint bench clean
+.PHONY: venv test lint bench demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+demo: $(STAMP)
+	$(PY) tools/compare.py configs/demo --work-root work_dirs/demo
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_decoders.py
 	$(PY) benchmarks/bench_rle_loss.py
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_heads.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -406,3 +406,80 @@ def test_cli_generates_then_skips_when_up_to_date(tmp_path, capsys):
     assert "up to date" in capsys.readouterr().out
     assert cli.main(["h36m", "--out", str(tmp_path / "h"), "--subjects", "S3"]) == 2
     assert "subjects" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ SynthCOCO difficulty options
+def test_coco_options_default_output_and_marker_unchanged(tmp_path):
+    kw = dict(num_train_images=3, num_val_images=2, image_size=(96, 64), seed=4, progress=False)
+    a = syn.generate_synth_coco(tmp_path / "a", **kw)["root"]
+    b = syn.generate_synth_coco(
+        tmp_path / "b", person_height=(0.35, 0.95), max_people=3, clutter=1.0, **kw
+    )["root"]
+    assert _tree(a) == _tree(b)
+    marker = json.loads((a / ".complete").read_text())
+    assert marker == json.loads((b / ".complete").read_text())
+    assert not {"person_height", "max_people", "clutter"} & set(marker)
+
+
+def test_coco_options_people_size_count_and_clutter(tmp_path):
+    kw = dict(num_train_images=12, num_val_images=4, image_size=(128, 96), seed=2, progress=False)
+    easy = syn.generate_synth_coco(
+        tmp_path / "easy", person_height=(0.8, 0.9), max_people=1, clutter=0.0, **kw
+    )
+    small = syn.generate_synth_coco(tmp_path / "small", person_height=(0.3, 0.35), **kw)
+    marker = json.loads((easy["root"] / ".complete").read_text())
+    assert marker["person_height"] == [0.8, 0.9]
+    assert marker["max_people"] == 1 and marker["clutter"] == 0.0
+
+    def heights(paths):
+        for split in ("train", "val"):
+            data = json.loads(paths[f"{split}_json"].read_text())
+            yield from (a["bbox"][3] for a in data["annotations"])
+
+    for split in ("train", "val"):
+        data = json.loads(easy[f"{split}_json"].read_text())
+        per_image = Counter(a["image_id"] for a in data["annotations"])
+        assert set(per_image.values()) == {1} and len(per_image) == len(data["images"])
+        for a in data["annotations"]:
+            assert len(a["keypoints"]) == 51 and a["area"] > 0
+    assert np.median(list(heights(easy))) > 1.8 * np.median(list(heights(small)))
+    # clutter 0: a plain textured background, so far fewer strong edges than with clutter
+    plain = syn.generate_synth_coco(tmp_path / "plain", clutter=0.0, **kw)
+    busy = syn.generate_synth_coco(tmp_path / "busy", clutter=3.0, **kw)
+
+    def edges(paths):
+        imgs = sorted(paths["train_images"].glob("*.jpg"))
+        return np.mean([(cv2.Canny(cv2.imread(str(p), 0), 100, 200) > 0).mean() for p in imgs])
+
+    assert edges(plain) < edges(busy)
+
+
+def test_ensure_regenerates_when_options_change(tmp_path):
+    root = tmp_path / "coco"
+    kw = dict(num_train_images=2, num_val_images=1, image_size=(64, 48), seed=0, progress=False)
+    paths = syn.ensure_synth_coco(root, max_people=1, **kw)
+    stamp = paths["train_json"].stat().st_mtime_ns
+    assert syn.ensure_synth_coco(root, max_people=1, **kw) == paths
+    assert paths["train_json"].stat().st_mtime_ns == stamp
+    syn.ensure_synth_coco(root, max_people=2, **kw)
+    assert json.loads((root / ".complete").read_text())["max_people"] == 2
+    syn.ensure_synth_coco(root, **kw)
+    assert "max_people" not in json.loads((root / ".complete").read_text())
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, name",
+    [
+        (dict(person_height=(0.9, 0.5)), ValueError, "person_height"),
+        (dict(person_height=(0.0, 0.5)), ValueError, "person_height"),
+        (dict(person_height=0.5), ValueError, "person_height"),
+        (dict(max_people=0), ValueError, "max_people"),
+        (dict(max_people=1.5), TypeError, "max_people"),
+        (dict(clutter=-0.1), ValueError, "clutter"),
+        (dict(clutter="low"), TypeError, "clutter"),
+    ],
+)
+def test_coco_bad_difficulty_options(tmp_path, kwargs, exc, name):
+    with pytest.raises(exc, match=name):
+        syn.generate_synth_coco(tmp_path / "x", **{"num_train_images": 1, **kwargs})
+    assert not (tmp_path / "x").exists()

@@ -14,8 +14,11 @@ SynthCOCO (:func:`generate_synth_coco`) writes::
     root/.complete                                         generation parameters (json)
 
 with 1-3 people per image (random yaw, camera elevation, mild perspective, in-plane rotation,
-scale and translation), random occluders and natural truncation. Keypoints are in image index
-units (pixel centre = integer, as :mod:`rle.datasets.geometry`), boxes in COCO pixel-edge units.
+scale and translation), random occluders and natural truncation. ``person_height``,
+``max_people`` and ``clutter`` make an easier set (larger people, fewer of them, a plainer
+background, fewer occluders) without changing the format; their defaults give the above.
+Keypoints are in image index units (pixel centre = integer, as :mod:`rle.datasets.geometry`),
+boxes in COCO pixel-edge units.
 Visibility: ``v = 0`` and ``x = y = 0`` outside the image; ``v = 1`` when the pixel is covered
 by an occluder, another person or a non-adjacent part of the same person (an arm behind the
 torso), or for a face point turned away from the camera; ``v = 2`` otherwise.
@@ -439,8 +442,11 @@ def _random_shape(
             cv2.polylines(dst, [pts], True, col, thick, lt, _SHIFT)
 
 
-def _textured_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """Cluttered background: coloured blotches, a gradient, fine texture and random shapes."""
+def _textured_background(
+    rng: np.random.Generator, width: int, height: int, clutter: float = 1.0
+) -> np.ndarray:
+    """Cluttered background: coloured blotches, a gradient, fine texture and random shapes
+    (6-17 of them, times ``clutter``)."""
     gh, gw = rng.integers(2, 8, 2)
     img = cv2.resize(
         rng.uniform(0, 255, (gh, gw, 3)).astype(np.float32), (width, height), cv2.INTER_CUBIC
@@ -454,7 +460,7 @@ def _textured_background(rng: np.random.Generator, width: int, height: int) -> n
     img += tex[..., None] * float(rng.uniform(5, 30))
     img = np.clip(img, 0, 255).astype(np.uint8)
     diag = math.hypot(width, height)
-    for _ in range(int(rng.integers(6, 18))):
+    for _ in range(int(round(clutter * int(rng.integers(6, 18))))):
         centre = rng.uniform(0, 1, 2) * (width, height)
         col = _bgr(_colour(rng, 0, 255))
         _random_shape(rng, [(img, col)], centre, diag * rng.uniform(0.05, 0.35), rng.random() < 0.7)
@@ -549,10 +555,40 @@ def _dump_json(obj: Any, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------- SynthCOCO
+_COCO_DEFAULTS: Dict[str, Any] = {"person_height": [0.35, 0.95], "max_people": 3, "clutter": 1.0}
+
+
+def _check_person_height(person_height: Any) -> List[float]:
+    try:
+        lo, hi = (float(v) for v in person_height)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"person_height must be (low, high) fractions of the image height, got "
+            f"{person_height!r}"
+        ) from None
+    if not 0 < lo <= hi <= 2:
+        raise ValueError(f"person_height must satisfy 0 < low <= high <= 2, got {person_height!r}")
+    return [lo, hi]
+
+
+def _check_clutter(clutter: Any) -> float:
+    if isinstance(clutter, bool) or not isinstance(clutter, (int, float)):
+        raise TypeError(f"clutter must be a number, got {clutter!r}")
+    if not 0 <= clutter <= 4 or not math.isfinite(clutter):
+        raise ValueError(f"clutter must be in [0, 4], got {clutter!r}")
+    return float(clutter)
+
+
 def _coco_params(
-    num_train_images: Any, num_val_images: Any, image_size: Any, seed: Any
+    num_train_images: Any,
+    num_val_images: Any,
+    image_size: Any,
+    seed: Any,
+    person_height: Any = (0.35, 0.95),
+    max_people: Any = 3,
+    clutter: Any = 1.0,
 ) -> Dict[str, Any]:
-    return {
+    params = {
         "generator": "synth_coco",
         "version": _FORMAT_VERSION,
         "num_train_images": _check_int(num_train_images, "num_train_images", 1),
@@ -560,6 +596,14 @@ def _coco_params(
         "image_size": list(_check_size(image_size)),
         "seed": _check_seed(seed),
     }
+    extra = {
+        "person_height": _check_person_height(person_height),
+        "max_people": _check_int(max_people, "max_people", 1),
+        "clutter": _check_clutter(clutter),
+    }
+    # only non-default options are recorded: folders made before they existed stay valid
+    params.update({k: v for k, v in extra.items() if v != _COCO_DEFAULTS[k]})
+    return params
 
 
 def _coco_paths(root: Path) -> Dict[str, Path]:
@@ -582,10 +626,17 @@ def _gauss_clip(
 
 
 def _coco_image(
-    rng: np.random.Generator, width: int, height: int
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    person_height: Sequence[float] = (0.35, 0.95),
+    max_people: int = 3,
+    clutter: float = 1.0,
 ) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
-    """Render one image with 1-3 people; return it and their COCO annotation fields."""
-    n = int(rng.integers(1, 4))
+    """Render one image with 1 to ``max_people`` people; return it and their COCO annotation
+    fields. ``person_height``: standing height range as a fraction of the image height;
+    ``clutter``: scales the number of background shapes and occluders."""
+    n = int(rng.integers(1, max_people + 1))
     bones = _sample_proportions(rng, n, 0.06)
     body = _sample_bodies(rng, _ACTION_STYLE[rng.integers(0, len(H36M_ACTIONS), n)], bones)
     # Camera: person yaw, camera elevation, mild perspective, in-plane roll, scale, position.
@@ -600,13 +651,14 @@ def _coco_image(
     roll = roll + np.radians(_gauss_clip(rng, 0, 10, -40, 40, n))
     c, s = np.cos(roll)[:, None], np.sin(roll)[:, None]
     x, y = cam[:, :, 0] * persp, cam[:, :, 1] * persp
-    px = rng.uniform(0.35, 0.95, n) * height / _body_height(bones)  # pixels per mm at the pelvis
+    # pixels per mm at the pelvis
+    px = rng.uniform(person_height[0], person_height[1], n) * height / _body_height(bones)
     centre = rng.uniform((0.08 * width, 0.3 * height), (0.92 * width, 0.78 * height), (n, 2))
     uv = np.stack([c * x - s * y, s * x + c * y], -1) * px[:, None, None] + centre[:, None]
     px_mm = px[:, None] * persp
     depth = dist + cam[:, :, 2]
 
-    img = _textured_background(rng, width, height)
+    img = _textured_background(rng, width, height, clutter)
     label = np.zeros((height, width), np.uint8)
     masks = np.zeros((n, height, width), np.uint8)
     order = np.argsort(px, kind="stable")  # nearer (larger) people are drawn last
@@ -615,7 +667,7 @@ def _coco_image(
             img, uv[i], px_mm[i], depth[i], _person_colours(rng), float(dist[i, 0]), 1.5,
             label=label, label_base=16 * rank, mask=masks[i],
         )  # fmt: skip
-    for _ in range(int(rng.choice([0, 0, 1, 1, 2]))):
+    for _ in range(int(round(clutter * int(rng.choice([0, 0, 1, 1, 2]))))):
         i = int(rng.integers(0, n))
         size = float(px[i] * _body_height(bones[i : i + 1])[0] * rng.uniform(0.12, 0.35))
         at = uv[i, _COCO_FROM_BODY[rng.integers(0, 17)]] + rng.normal(0, 0.3 * size, 2)
@@ -695,6 +747,9 @@ def generate_synth_coco(
     image_size: Tuple[int, int] = (256, 192),
     seed: int = 0,
     progress: bool = True,
+    person_height: Tuple[float, float] = (0.35, 0.95),
+    max_people: int = 3,
+    clutter: float = 1.0,
 ) -> Dict[str, Path]:
     """Generate SynthCOCO: COCO person-keypoints json + JPEG images (see module docstring).
 
@@ -705,6 +760,14 @@ def generate_synth_coco(
         image_size: (width, height) in pixels, each >= 32.
         seed: seed of the single ``np.random.default_rng`` driving everything.
         progress: show a tqdm progress bar.
+        person_height: (low, high) standing height of a person as a fraction of the image
+            height, drawn uniformly (before perspective, pose and truncation).
+        max_people: people per image are drawn from 1..max_people.
+        clutter: scales the number of background shapes and of occluders (0 = plain
+            textured background, no occluders; at most 4).
+
+    The defaults give the standard SynthCOCO; other values of the last three are recorded
+    in ``root/.complete`` (the defaults are not, so older folders stay valid).
 
     Returns:
         Paths: ``root``, ``train_images``, ``val_images`` (image folders), ``train_json``,
@@ -715,7 +778,10 @@ def generate_synth_coco(
         FileExistsError: ``root`` holds image/annotation folders not written by this module.
     """
     root = _check_root(root)
-    params = _coco_params(num_train_images, num_val_images, image_size, seed)
+    params = _coco_params(
+        num_train_images, num_val_images, image_size, seed, person_height, max_people, clutter
+    )
+    look = {k: params.get(k, v) for k, v in _COCO_DEFAULTS.items()}
     width, height = params["image_size"]
     paths = _coco_paths(root)
     _start(root, params, ("images", "annotations"))
@@ -740,7 +806,7 @@ def generate_synth_coco(
         images, annotations = [], []
         for _ in range(params[f"num_{split}_images"]):
             image_id += 1
-            img, anns = _coco_image(rng, width, height)
+            img, anns = _coco_image(rng, width, height, **look)
             file_name = f"{image_id:012d}.jpg"
             cv2.imwrite(str(folder / file_name), img, _JPEG)
             images.append(
@@ -779,6 +845,7 @@ def ensure_synth_coco(root: PathLike, **kwargs: Any) -> Dict[str, Path]:
     """
     root = _check_root(root)
     kw = {"num_train_images": 2000, "num_val_images": 500, "image_size": (256, 192), "seed": 0}
+    kw.update(_COCO_DEFAULTS)
     unknown = set(kwargs) - set(kw) - {"progress"}
     if unknown:
         raise TypeError(f"ensure_synth_coco got unexpected arguments {sorted(unknown)}")

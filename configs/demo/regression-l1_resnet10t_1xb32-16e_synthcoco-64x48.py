@@ -1,0 +1,7 @@
+# regression-l1 head on ResNet-10t, SynthCOCO demo set 64x48, 16 epochs on a 2-core CPU.
+_base_ = ["../_base_/default_runtime.py", "../_base_/demo_synthcoco.py"]
+
+# the head block: the only difference between the configs in this folder
+model = dict(
+    head=dict(type="RegressionHead", num_keypoints=17, loss="l1"),
+)

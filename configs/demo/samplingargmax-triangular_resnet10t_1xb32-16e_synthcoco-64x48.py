@@ -1,0 +1,14 @@
+# samplingargmax-triangular head on ResNet-10t, SynthCOCO demo set 64x48, 16 epochs on a
+# 2-core CPU (`make demo`).
+_base_ = ["../_base_/default_runtime.py", "../_base_/demo_synthcoco.py"]
+
+# the head block: the only difference between the configs in this folder
+model = dict(
+    head=dict(
+        type="SamplingArgmaxHead",
+        num_keypoints=17,
+        deconv_channels=(64, 64, 64),
+        basis="triangular",
+        num_samples=30,
+    ),
+)
