@@ -57,3 +57,13 @@ def test_compare_end_to_end(tmp_path):
     again = compare.run(args)
     status = {r["name"]: r["status"] for r in again}
     assert status[configs[0].stem] == "cached" and status[configs[1].stem] == "cached"
+
+
+def test_compare_reports_when_every_run_crashes(tmp_path):
+    compare = _tool("compare")
+    broken = tmp_path / "broken_resnet18_1xb32-20e_synthcoco-128x96.py"
+    broken.write_text("model = dict(head=dict(type='RLEHead'))\n")  # no datasets at all
+    rows = compare.main([str(broken), "--work-root", str(tmp_path / "runs")])
+    assert rows[0]["status"].startswith("crashed")
+    assert (tmp_path / "runs" / "report" / "report.md").read_text().count("crashed") == 1
+    assert (tmp_path / "runs" / broken.stem / "crash.log").is_file()

@@ -218,18 +218,17 @@ def run(args):
                 skeleton = meta.get("skeleton_links", skeleton)
     paths = report.write_tables(rows, out)
     plots = {}
-    plots["pck_curves"] = report.plot_pck_curves(runs, out / "pck_curves.png")
-    if sigmas is None and runs:
-        k = len(next(iter(runs.values()))[0]["pred_scores"])
-        sigmas = np.full(k, 0.05)  # no OKS sigmas (3-D data): a uniform stand-in
-    plots["reliability"] = report.plot_reliability(
-        runs, sigmas if sigmas is not None else np.zeros(0), out / "reliability.png"
-    )
-    plots["flow_density"] = report.plot_flow_density(
-        densities, np.linspace(-4, 4, 161), out / "flow_density.png"
-    )
-    plots["error_histograms"] = report.plot_error_histograms(runs, out / "error_histograms.png")
-    plots["examples"] = report.plot_examples(runs, out / "examples.png", skeleton=skeleton)
+    if runs:  # no plot when every run crashed: the table says why
+        if sigmas is None:
+            k = len(next(iter(runs.values()))[0]["pred_scores"])
+            sigmas = np.full(k, 0.05)  # no OKS sigmas (3-D data): a uniform stand-in
+        plots["pck_curves"] = report.plot_pck_curves(runs, out / "pck_curves.png")
+        plots["reliability"] = report.plot_reliability(runs, sigmas, out / "reliability.png")
+        plots["flow_density"] = report.plot_flow_density(
+            densities, np.linspace(-4, 4, 161), out / "flow_density.png"
+        )
+        plots["error_histograms"] = report.plot_error_histograms(runs, out / "error_histograms.png")
+        plots["examples"] = report.plot_examples(runs, out / "examples.png", skeleton=skeleton)
     print()
     print(report.markdown_table(rows))
     print()
