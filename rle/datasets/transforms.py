@@ -272,7 +272,8 @@ def keypoints_to_image(
     coords: np.ndarray, input_size: Sequence[int], center, scale, rotation: float = 0.0
 ) -> np.ndarray:
     """Decode normalised crop coordinates ``(..., K, 2)`` back to image index units with the
-    exact inverse of :class:`TopdownAffine`'s warp (before flip: pass un-flipped coords)."""
+    exact inverse of :class:`TopdownAffine`'s warp. The result is in the frame the keypoints were in
+    when the crop was made (the mirrored image for a sample that :class:`RandomFlip` flipped)."""
     w, h = input_size
     idx = (np.asarray(coords, dtype=np.float64) + 0.5) * np.array([w, h]) - 0.5
     inv = get_warp_matrix(center, scale, rotation, (w, h), inv=True)
