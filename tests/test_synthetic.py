@@ -404,6 +404,14 @@ def test_cli_generates_then_skips_when_up_to_date(tmp_path, capsys):
     spec.loader.exec_module(cli)
     assert cli.main(argv + ["--if-needed"]) == 0
     assert "up to date" in capsys.readouterr().out
+    easy = ["--person-height", "0.7", "0.9", "--max-people", "1", "--clutter", "0", "--max-yaw",
+            "30", "--roll", "0"]  # fmt: skip
+    assert cli.main(argv + easy + ["--if-needed"]) == 0
+    marker = json.loads((tmp_path / "c" / ".complete").read_text())
+    assert marker["person_height"] == [0.7, 0.9] and marker["max_people"] == 1
+    assert marker["clutter"] == 0 and marker["max_yaw"] == 30 and marker["roll"] == 0
+    assert cli.main(argv + ["--max-yaw", "200"]) == 2
+    assert "max_yaw" in capsys.readouterr().err
     assert cli.main(["h36m", "--out", str(tmp_path / "h"), "--subjects", "S3"]) == 2
     assert "subjects" in capsys.readouterr().err
 
@@ -413,12 +421,13 @@ def test_coco_options_default_output_and_marker_unchanged(tmp_path):
     kw = dict(num_train_images=3, num_val_images=2, image_size=(96, 64), seed=4, progress=False)
     a = syn.generate_synth_coco(tmp_path / "a", **kw)["root"]
     b = syn.generate_synth_coco(
-        tmp_path / "b", person_height=(0.35, 0.95), max_people=3, clutter=1.0, **kw
-    )["root"]
+        tmp_path / "b", person_height=(0.35, 0.95), max_people=3, clutter=1.0, max_yaw=180,
+        roll=1.0, **kw
+    )["root"]  # fmt: skip
     assert _tree(a) == _tree(b)
     marker = json.loads((a / ".complete").read_text())
     assert marker == json.loads((b / ".complete").read_text())
-    assert not {"person_height", "max_people", "clutter"} & set(marker)
+    assert not {"person_height", "max_people", "clutter", "max_yaw", "roll"} & set(marker)
 
 
 def test_coco_options_people_size_count_and_clutter(tmp_path):
@@ -454,6 +463,36 @@ def test_coco_options_people_size_count_and_clutter(tmp_path):
     assert edges(plain) < edges(busy)
 
 
+def _facing_and_tilt(paths):
+    """Per visible person: whether the person's left shoulder is on the image right (the
+    person faces the camera) and the angle in degrees of the hip-centre -> shoulder-centre
+    line from image-up."""
+    facing, tilt = [], []
+    for split in ("train", "val"):
+        for a in json.loads(paths[f"{split}_json"].read_text())["annotations"]:
+            kp = np.array(a["keypoints"], float).reshape(17, 3)
+            if (kp[[5, 6, 11, 12], 2] == 0).any():
+                continue
+            facing.append(kp[5, 0] > kp[6, 0])
+            up = kp[[5, 6], :2].mean(0) - kp[[11, 12], :2].mean(0)
+            tilt.append(np.degrees(np.arctan2(up[0], -up[1])))
+    return np.array(facing), np.abs(np.array(tilt))
+
+
+def test_coco_options_yaw_and_roll(tmp_path):
+    kw = dict(num_train_images=40, num_val_images=10, image_size=(96, 72), seed=5, progress=False)
+    kw.update(max_people=1, clutter=0.0)
+    front = syn.generate_synth_coco(tmp_path / "front", max_yaw=45.0, roll=0.0, **kw)
+    marker = json.loads((front["root"] / ".complete").read_text())
+    assert marker["max_yaw"] == 45.0 and marker["roll"] == 0.0
+    facing, tilt = _facing_and_tilt(front)
+    assert len(facing) > 30 and facing.all()  # always facing the camera: left is image-right
+    anywhere_facing, anywhere_tilt = _facing_and_tilt(syn.generate_synth_coco(tmp_path / "any", **kw))
+    assert 0.2 < anywhere_facing.mean() < 0.8  # the default draws every direction
+    # upright: the torso leans (up to 40 degrees forward/sideways) but is never rolled past that
+    assert tilt.max() < 45 and np.median(tilt) < np.median(anywhere_tilt)
+
+
 def test_ensure_regenerates_when_options_change(tmp_path):
     root = tmp_path / "coco"
     kw = dict(num_train_images=2, num_val_images=1, image_size=(64, 48), seed=0, progress=False)
@@ -477,6 +516,10 @@ def test_ensure_regenerates_when_options_change(tmp_path):
         (dict(max_people=1.5), TypeError, "max_people"),
         (dict(clutter=-0.1), ValueError, "clutter"),
         (dict(clutter="low"), TypeError, "clutter"),
+        (dict(max_yaw=181), ValueError, "max_yaw"),
+        (dict(max_yaw=float("nan")), ValueError, "max_yaw"),
+        (dict(roll=-0.5), ValueError, "roll"),
+        (dict(roll=True), TypeError, "roll"),
     ],
 )
 def test_coco_bad_difficulty_options(tmp_path, kwargs, exc, name):

@@ -1,7 +1,8 @@
 """Generate the synthetic COCO / Human3.6M datasets (real file formats, deterministic by seed).
 
     python tools/make_synthetic.py coco --out data/synth_coco --train-images 2000 \\
-        --val-images 500 --seed 0
+        --val-images 500 --seed 0 [--person-height 0.35 0.95 --max-people 3 --clutter 1 \\
+        --max-yaw 180 --roll 1]
     python tools/make_synthetic.py h36m --out data/synth_h36m --frames-per-subject 200 \\
         --seed 0 [--cameras ../shared/data/h36m_sample/cameras.pkl]
 
@@ -39,6 +40,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     common(coco, (256, 192))
     coco.add_argument("--train-images", type=int, default=2000)
     coco.add_argument("--val-images", type=int, default=500)
+    d = synthetic.COCO_OPTION_DEFAULTS  # the difficulty options
+    coco.add_argument("--person-height", type=float, nargs=2, default=d["person_height"],
+                      metavar=("LOW", "HIGH"), help="standing height / image height")  # fmt: skip
+    coco.add_argument("--max-people", type=int, default=d["max_people"])
+    coco.add_argument("--clutter", type=float, default=d["clutter"],
+                      help="background shapes and occluders (0 = none)")  # fmt: skip
+    coco.add_argument("--max-yaw", type=float, default=d["max_yaw"],
+                      help="largest angle (deg) between facing and camera direction")  # fmt: skip
+    coco.add_argument("--roll", type=float, default=d["roll"],
+                      help="scale of the in-plane rotation (0 = upright)")  # fmt: skip
 
     h36m = sub.add_parser("h36m", help="SynthH36M: MMPose npz + cameras.pkl and RLE json")
     common(h36m, (256, 256))
@@ -54,7 +65,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     common = dict(image_size=tuple(args.image_size), seed=args.seed, progress=not args.no_progress)
     if args.dataset == "coco":
-        kw = dict(num_train_images=args.train_images, num_val_images=args.val_images, **common)
+        kw = dict(num_train_images=args.train_images, num_val_images=args.val_images,
+                  person_height=tuple(args.person_height), max_people=args.max_people,
+                  clutter=args.clutter, max_yaw=args.max_yaw, roll=args.roll, **common)  # fmt: skip
         run = synthetic.ensure_synth_coco if args.if_needed else synthetic.generate_synth_coco
         images = args.train_images + args.val_images
     else:

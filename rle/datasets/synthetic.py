@@ -15,8 +15,9 @@ SynthCOCO (:func:`generate_synth_coco`) writes::
 
 with 1-3 people per image (random yaw, camera elevation, mild perspective, in-plane rotation,
 scale and translation), random occluders and natural truncation. ``person_height``,
-``max_people`` and ``clutter`` make an easier set (larger people, fewer of them, a plainer
-background, fewer occluders) without changing the format; their defaults give the above.
+``max_people``, ``clutter``, ``max_yaw`` and ``roll`` make an easier set (larger people, fewer
+of them, a plainer background, fewer occluders, people facing the camera, upright) without
+changing the format; their defaults (:data:`COCO_OPTION_DEFAULTS`) give the above.
 Keypoints are in image index units (pixel centre = integer, as :mod:`rle.datasets.geometry`),
 boxes in COCO pixel-edge units.
 Visibility: ``v = 0`` and ``x = y = 0`` outside the image; ``v = 1`` when the pixel is covered
@@ -68,6 +69,7 @@ import numpy as np
 from tqdm import tqdm
 
 __all__ = [
+    "COCO_OPTION_DEFAULTS",
     "COCO_KEYPOINTS",
     "COCO_PERSON_CATEGORY",
     "COCO_SKELETON",
@@ -555,7 +557,14 @@ def _dump_json(obj: Any, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------- SynthCOCO
-_COCO_DEFAULTS: Dict[str, Any] = {"person_height": [0.35, 0.95], "max_people": 3, "clutter": 1.0}
+#: the difficulty options of :func:`generate_synth_coco` and their defaults
+COCO_OPTION_DEFAULTS: Dict[str, Any] = {
+    "person_height": [0.35, 0.95],
+    "max_people": 3,
+    "clutter": 1.0,
+    "max_yaw": 180.0,
+    "roll": 1.0,
+}
 
 
 def _check_person_height(person_height: Any) -> List[float]:
@@ -571,12 +580,12 @@ def _check_person_height(person_height: Any) -> List[float]:
     return [lo, hi]
 
 
-def _check_clutter(clutter: Any) -> float:
-    if isinstance(clutter, bool) or not isinstance(clutter, (int, float)):
-        raise TypeError(f"clutter must be a number, got {clutter!r}")
-    if not 0 <= clutter <= 4 or not math.isfinite(clutter):
-        raise ValueError(f"clutter must be in [0, 4], got {clutter!r}")
-    return float(clutter)
+def _check_number(value: Any, name: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not lo <= value <= hi or not math.isfinite(value):
+        raise ValueError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
 
 
 def _coco_params(
@@ -587,6 +596,8 @@ def _coco_params(
     person_height: Any = (0.35, 0.95),
     max_people: Any = 3,
     clutter: Any = 1.0,
+    max_yaw: Any = 180.0,
+    roll: Any = 1.0,
 ) -> Dict[str, Any]:
     params = {
         "generator": "synth_coco",
@@ -599,10 +610,12 @@ def _coco_params(
     extra = {
         "person_height": _check_person_height(person_height),
         "max_people": _check_int(max_people, "max_people", 1),
-        "clutter": _check_clutter(clutter),
+        "clutter": _check_number(clutter, "clutter", 0, 4),
+        "max_yaw": _check_number(max_yaw, "max_yaw", 0, 180),
+        "roll": _check_number(roll, "roll", 0, 1),
     }
     # only non-default options are recorded: folders made before they existed stay valid
-    params.update({k: v for k, v in extra.items() if v != _COCO_DEFAULTS[k]})
+    params.update({k: v for k, v in extra.items() if v != COCO_OPTION_DEFAULTS[k]})
     return params
 
 
@@ -632,24 +645,31 @@ def _coco_image(
     person_height: Sequence[float] = (0.35, 0.95),
     max_people: int = 3,
     clutter: float = 1.0,
+    max_yaw: float = 180.0,
+    roll: float = 1.0,
 ) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
     """Render one image with 1 to ``max_people`` people; return it and their COCO annotation
     fields. ``person_height``: standing height range as a fraction of the image height;
-    ``clutter``: scales the number of background shapes and occluders."""
+    ``clutter``: scales the number of background shapes and occluders; ``max_yaw``: largest
+    angle (degrees) between the direction a person faces and the direction to the camera;
+    ``roll``: scales the in-plane rotation."""
     n = int(rng.integers(1, max_people + 1))
     bones = _sample_proportions(rng, n, 0.06)
     body = _sample_bodies(rng, _ACTION_STYLE[rng.integers(0, len(H36M_ACTIONS), n)], bones)
     # Camera: person yaw, camera elevation, mild perspective, in-plane roll, scale, position.
-    yaw = rng.uniform(0, 2 * np.pi, n)
+    if max_yaw >= 180.0:
+        yaw = rng.uniform(0, 2 * np.pi, n)
+    else:  # yaw = pi faces the camera
+        yaw = np.pi + np.radians(rng.uniform(-max_yaw, max_yaw, n))
     elev = np.radians(_gauss_clip(rng, 10, 10, -20, 45, n))
     to_cam = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # (x, y, z-up) -> (x, y-down, depth)
     rot = _rot(0, elev) @ to_cam @ _rot(2, yaw)
     cam = np.einsum("nij,nkj->nki", rot, body)  # (n, 23, 3) mm, pelvis at 0
     dist = rng.uniform(2500, 9000, (n, 1))
     persp = dist / (dist + cam[:, :, 2])
-    roll = np.radians(np.where(rng.random(n) < 0.04, rng.uniform(-180, 180, n), 0.0))
-    roll = roll + np.radians(_gauss_clip(rng, 0, 10, -40, 40, n))
-    c, s = np.cos(roll)[:, None], np.sin(roll)[:, None]
+    angle = np.radians(np.where(rng.random(n) < 0.04, rng.uniform(-180, 180, n), 0.0))
+    angle = (angle + np.radians(_gauss_clip(rng, 0, 10, -40, 40, n))) * roll
+    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
     x, y = cam[:, :, 0] * persp, cam[:, :, 1] * persp
     # pixels per mm at the pelvis
     px = rng.uniform(person_height[0], person_height[1], n) * height / _body_height(bones)
@@ -750,6 +770,8 @@ def generate_synth_coco(
     person_height: Tuple[float, float] = (0.35, 0.95),
     max_people: int = 3,
     clutter: float = 1.0,
+    max_yaw: float = 180.0,
+    roll: float = 1.0,
 ) -> Dict[str, Path]:
     """Generate SynthCOCO: COCO person-keypoints json + JPEG images (see module docstring).
 
@@ -765,8 +787,13 @@ def generate_synth_coco(
         max_people: people per image are drawn from 1..max_people.
         clutter: scales the number of background shapes and of occluders (0 = plain
             textured background, no occluders; at most 4).
+        max_yaw: largest angle in degrees between the direction a person faces and the
+            direction to the camera, drawn uniformly (180 = any direction; smaller values
+            make left and right easier to tell apart).
+        roll: scales the in-plane rotation of people (1 = about 10 degrees s.d. and 4 % at
+            any angle, upside down included; 0 = upright).
 
-    The defaults give the standard SynthCOCO; other values of the last three are recorded
+    The defaults give the standard SynthCOCO; other values of the last five are recorded
     in ``root/.complete`` (the defaults are not, so older folders stay valid).
 
     Returns:
@@ -779,9 +806,10 @@ def generate_synth_coco(
     """
     root = _check_root(root)
     params = _coco_params(
-        num_train_images, num_val_images, image_size, seed, person_height, max_people, clutter
-    )
-    look = {k: params.get(k, v) for k, v in _COCO_DEFAULTS.items()}
+        num_train_images, num_val_images, image_size, seed, person_height, max_people, clutter,
+        max_yaw, roll,
+    )  # fmt: skip
+    look = {k: params.get(k, v) for k, v in COCO_OPTION_DEFAULTS.items()}
     width, height = params["image_size"]
     paths = _coco_paths(root)
     _start(root, params, ("images", "annotations"))
@@ -845,7 +873,7 @@ def ensure_synth_coco(root: PathLike, **kwargs: Any) -> Dict[str, Path]:
     """
     root = _check_root(root)
     kw = {"num_train_images": 2000, "num_val_images": 500, "image_size": (256, 192), "seed": 0}
-    kw.update(_COCO_DEFAULTS)
+    kw.update(COCO_OPTION_DEFAULTS)
     unknown = set(kwargs) - set(kw) - {"progress"}
     if unknown:
         raise TypeError(f"ensure_synth_coco got unexpected arguments {sorted(unknown)}")
