@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint bench demo clean
+.PHONY: venv test lint bench demo synth-benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,17 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(PY) tools/compare.py configs/demo --work-root work_dirs/demo
 
+# the synthetic accuracy benchmark (about 1 h on 2 CPU cores; resumes where it stopped)
+synth-benchmark: $(STAMP)
+	$(PY) tools/compare.py configs/benchmark/synthcoco --work-root work_dirs/bench_synthcoco
+	$(PY) tools/compare.py configs/benchmark/synthh36m --work-root work_dirs/bench_synthh36m
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_decoders.py
 	$(PY) benchmarks/bench_rle_loss.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_heads.py
+	$(PY) benchmarks/bench_compare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,6 +1,6 @@
-# Synthetic benchmark: regression-l1 head on ResNet-18,
-# SynthCOCO (4000 images) 128x96, 60 epochs, one CPU.
-_base_ = ["../../_base_/default_runtime.py", "../../_base_/bench_synthcoco_resnet18_60e_128x96.py"]
+# Synthetic benchmark: regression-l1 head on ResNet-10t,
+# SynthCOCO benchmark set (3000 train / 500 val images) 64x48, 30 epochs, one CPU.
+_base_ = ["../../_base_/default_runtime.py", "../../_base_/bench_synthcoco_resnet10t_30e_64x48.py"]
 
 # the head block: the only difference between the configs in this folder
 model = dict(

@@ -1,6 +1,6 @@
-# Synthetic benchmark: rle3d head on ResNet-18,
-# SynthH36M (300 frames/subject) 128x128, 60 epochs, one CPU.
-_base_ = ["../../_base_/default_runtime.py", "../../_base_/bench_synthh36m_resnet18_60e_128x128.py"]
+# Synthetic benchmark: rle3d head on ResNet-10t,
+# SynthH36M benchmark set (100 frames/subject) 64x64, 20 epochs, one CPU.
+_base_ = ["../../_base_/default_runtime.py", "../../_base_/bench_synthh36m_resnet10t_20e_64x64.py"]
 
 # the head block: the only difference between the configs in this folder
 model = dict(
