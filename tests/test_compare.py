@@ -2,13 +2,14 @@
 crashed run in the table, every table and plot written, finished runs skipped on re-run."""
 
 import json
+import re
 
 from tests.test_training import ROOT, _tiny, _tool
 
 HEADS = ["rle_resnet18_1xb32-20e_synthcoco-128x96.py", "ipr_resnet18_1xb32-20e_synthcoco-128x96.py"]
 
 
-def test_compare_end_to_end(tmp_path):
+def test_compare_end_to_end(tmp_path, capsys):
     compare = _tool("compare")
     configs = [ROOT / "configs" / "synthcoco" / name for name in HEADS]
     broken = tmp_path / "broken_resnet18_1xb32-20e_synthcoco-128x96.py"
@@ -53,10 +54,16 @@ def test_compare_end_to_end(tmp_path):
         path = out / f"{png}.png"
         assert path.stat().st_size > 1000, png
         assert path.read_bytes()[:4] == b"\x89PNG"
+    pattern = r"training ([0-9.]+) s, the comparison itself ([0-9.]+) s"
+    split = re.search(pattern, capsys.readouterr().out)
+    assert split and float(split[1]) > 0 and float(split[2]) > 0
     # re-running skips the finished runs (evaluates their checkpoints)
     again = compare.run(args)
     status = {r["name"]: r["status"] for r in again}
     assert status[configs[0].stem] == "cached" and status[configs[1].stem] == "cached"
+    # the time split is printed: no training on the re-run
+    assert "training 0.0 s, the comparison itself" in capsys.readouterr().out
+    assert all(r["eval_seconds"] > 0 for r in again if r["status"] == "cached")
 
 
 def test_compare_reports_when_every_run_crashes(tmp_path):

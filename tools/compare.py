@@ -173,12 +173,15 @@ def run_one(cfg_path: Path, args) -> tuple:
             ckpt = (work_dir / "last_checkpoint").read_text().strip()
             done.write_text(json.dumps(dict(checkpoint=ckpt, epochs=runner.epoch)))
             row["status"] = "trained"
+        start = time.perf_counter()
         metrics = runner.test()
         for key, value in metrics.items():
             row[key.split("/", 1)[-1]] = float(value)
         row.update(_costs(runner, args.timing_repeats))
         meta = runner.test_dataloader.dataset.metainfo
-        return row, load_predictions(str(dump)), _flow_density(runner.model), meta
+        result = row, load_predictions(str(dump)), _flow_density(runner.model), meta
+        row["eval_seconds"] = time.perf_counter() - start
+        return result
     except Exception as err:  # noqa: BLE001 - a crashed run goes into the report
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "crash.log").write_text(traceback.format_exc())
@@ -198,6 +201,7 @@ def run(args):
     from rle.evaluation import report
 
     setup_engine()
+    started = time.perf_counter()
     configs = expand(args.configs)
     out = Path(args.out or Path(args.work_root) / "report")
     rows, runs, densities, sigmas, skeleton = [], {}, {}, None, None
@@ -216,6 +220,7 @@ def run(args):
                 sigmas = np.asarray(meta["sigmas"])
             if meta is not None:
                 skeleton = meta.get("skeleton_links", skeleton)
+    plot_start = time.perf_counter()
     paths = report.write_tables(rows, out)
     plots = {}
     if runs:  # no plot when every run crashed: the table says why
@@ -229,11 +234,20 @@ def run(args):
         )
         plots["error_histograms"] = report.plot_error_histograms(runs, out / "error_histograms.png")
         plots["examples"] = report.plot_examples(runs, out / "examples.png", skeleton=skeleton)
+    plot_seconds = time.perf_counter() - plot_start
+    train_seconds = sum(60 * r.get("train_minutes", 0.0) for r in rows)
     print()
     print(report.markdown_table(rows))
     print()
     for key, path in {**paths, **plots}.items():
         print(f"{key:>17}: {path}")
+    total = time.perf_counter() - started
+    print(
+        f"\n{total:.1f} s in all: training {train_seconds:.1f} s, the comparison itself "
+        f"{total - train_seconds:.1f} s (evaluation and costs "
+        f"{sum(r.get('eval_seconds', 0.0) for r in rows):.1f} s, tables and plots "
+        f"{plot_seconds:.1f} s)"
+    )
     return rows
 
 

@@ -267,6 +267,9 @@ def plot_examples(
                 for k in range(len(kp)):
                     sx, sy = np.asarray(sigma)[k, :2] * scale
                     ax.add_patch(Ellipse(kp[k], 2 * sx, 2 * sy, fill=False, color="cyan", lw=0.7))
+            # an ellipse larger than the crop must not shrink the crop to a thumbnail
+            ax.set_xlim(-0.5, x2 - x1 - 0.5)
+            ax.set_ylim(y2 - y1 - 0.5, -0.5)
             if j == 0:
                 ax.set_title(name, fontsize=8, loc="left")
     return _finish(plt, fig, axes[0][0], path, legend=False, dpi=90)

@@ -1,0 +1,111 @@
+"""How long the comparison itself takes (evaluation, costs, tables and plots; no training).
+
+    python benchmarks/bench_compare.py [--work-root work_dirs/demo] [--repeats 3]
+
+Runs ``tools/compare.py configs/demo --no-train`` on finished runs of the four demo heads and
+reports the median wall time of the whole comparison and of its phases, next to the peer: the
+bare ``runner.test()`` of the same four runs (what evaluating them costs without the report).
+With ``--work-root`` pointing at the output of ``make demo`` the real demo runs are used;
+otherwise (the default) each demo config is first trained for one epoch into
+``work_dirs/bench_compare`` (accuracy does not change the evaluation's cost). Target: under
+60 s for the four heads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from common import table  # noqa: E402
+
+
+def _quiet(fn, *args, **kwargs):
+    """Call ``fn`` with stdout captured (mmengine and the report print a lot)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*args, **kwargs)
+
+
+def _bare_test(configs, work_root: Path) -> float:
+    """Seconds for plain ``runner.test()`` of every finished run (the peer)."""
+    import json
+
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    total = 0.0
+    for cfg_path in configs:
+        cfg = Config.fromfile(str(cfg_path))
+        work_dir = work_root / cfg_path.stem
+        cfg.work_dir, cfg.launcher = str(work_dir), "none"
+        cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
+        cfg.load_from = json.loads((work_dir / "done.json").read_text())["checkpoint"]
+        start = time.perf_counter()
+        _quiet(lambda: Runner.from_cfg(cfg).test())
+        total += time.perf_counter() - start
+    return total
+
+
+def main(argv=None) -> int:
+    import compare  # tools/compare.py
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work-root", type=Path, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    configs = compare.expand([str(ROOT / "configs" / "demo")])
+    work_root = args.work_root or ROOT / "work_dirs" / "bench_compare"
+    if not all((work_root / c.stem / "done.json").is_file() for c in configs):
+        if args.work_root is not None:
+            raise SystemExit(f"{work_root} does not hold finished demo runs (run `make demo`)")
+        print(f"training the four demo heads for one epoch each into {work_root} ...")
+        train_args = compare.parse_args(
+            [str(c) for c in configs]
+            + ["--work-root", str(work_root), "--timing-repeats", "1"]
+            + ["--cfg-options", "train_cfg.max_epochs=1", "train_cfg.val_interval=1"]
+        )
+        _quiet(compare.run, train_args)
+
+    cmp_args = compare.parse_args(
+        [str(c) for c in configs]
+        + ["--work-root", str(work_root), "--no-train", "--out", str(work_root / "report")]
+    )
+    totals, evals, plots = [], [], []
+    for _ in range(args.repeats):
+        out = io.StringIO()
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(out):
+            rows = compare.run(cmp_args)
+        totals.append(time.perf_counter() - start)
+        if any(not r["status"].startswith(("cached", "trained")) for r in rows):
+            raise SystemExit("a run failed:\n" + out.getvalue()[-2000:])
+        evals.append(sum(r["eval_seconds"] for r in rows))
+        plots.append(totals[-1] - evals[-1])
+    bare = statistics.median(_bare_test(configs, work_root) for _ in range(args.repeats))
+    med = statistics.median(totals)
+    print(
+        table(
+            [
+                ["tools/compare.py --no-train (whole comparison)", f"{med:.1f}", "60"],
+                ["  of which evaluation + costs", f"{statistics.median(evals):.1f}", ""],
+                ["  of which building, tables and plots", f"{statistics.median(plots):.1f}", ""],
+                ["peer: bare runner.test() of the four runs", f"{bare:.1f}", ""],
+            ],
+            ["four demo heads, 200 val images", "median s", "target s"],
+        )
+    )
+    print(f"\ncomparison / bare evaluation: {med / bare:.2f}x; median of {args.repeats} runs")
+    return 0 if med < 60 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
