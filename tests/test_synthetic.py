@@ -526,3 +526,23 @@ def test_coco_bad_difficulty_options(tmp_path, kwargs, exc, name):
     with pytest.raises(exc, match=name):
         syn.generate_synth_coco(tmp_path / "x", **{"num_train_images": 1, **kwargs})
     assert not (tmp_path / "x").exists()
+
+
+def test_ensure_generates_once_when_processes_race(tmp_path):
+    """Two processes asking for the same set at once (compare.py --jobs): one generates, the
+    other waits on the lock and finds it complete; both see the same files."""
+    code = (
+        "import sys, json; from rle.datasets import synthetic as s; "
+        "p = s.ensure_synth_coco(sys.argv[1], num_train_images=6, num_val_images=2, "
+        "image_size=(64, 48), progress=False); print(p['train_json'].stat().st_mtime_ns)"
+    )
+    root = str(tmp_path / "coco")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, root], stdout=subprocess.PIPE, text=True,
+                         cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+        for _ in range(2)
+    ]
+    stamps = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert stamps[0] == stamps[1] != ""  # generated once, read by both
+    assert json.loads((tmp_path / "coco" / ".complete").read_text())["num_train_images"] == 6

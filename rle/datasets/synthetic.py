@@ -56,6 +56,7 @@ only when ``root/.complete`` is missing or records different parameters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -550,6 +551,25 @@ def _marker_matches(root: Path, params: Dict[str, Any]) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _exclusive(root: Path):
+    """Hold an exclusive lock on ``root``'s sibling ``.NAME.lock`` file, so that processes
+    started together (``tools/compare.py --jobs``) generate a set once and the others wait
+    and then find it complete. No-op where ``fcntl`` is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _dump_json(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
@@ -879,9 +899,10 @@ def ensure_synth_coco(root: PathLike, **kwargs: Any) -> Dict[str, Path]:
         raise TypeError(f"ensure_synth_coco got unexpected arguments {sorted(unknown)}")
     kw.update(kwargs)
     progress = kw.pop("progress", True)
-    if _marker_matches(root, _coco_params(**kw)):
-        return _coco_paths(root)
-    return generate_synth_coco(root, progress=progress, **kw)
+    with _exclusive(root):
+        if _marker_matches(root, _coco_params(**kw)):
+            return _coco_paths(root)
+        return generate_synth_coco(root, progress=progress, **kw)
 
 
 # ----------------------------------------------------------------------------------- SynthH36M
@@ -1227,6 +1248,7 @@ def ensure_synth_h36m(root: PathLike, **kwargs: Any) -> Dict[str, Path]:
         raise TypeError(f"ensure_synth_h36m got unexpected arguments {sorted(unknown)}")
     kw.update(kwargs)
     progress = kw.pop("progress", True)
-    if _marker_matches(root, _h36m_params(**kw)):
-        return _h36m_paths(root)
-    return generate_synth_h36m(root, progress=progress, **kw)
+    with _exclusive(root):
+        if _marker_matches(root, _h36m_params(**kw)):
+            return _h36m_paths(root)
+        return generate_synth_h36m(root, progress=progress, **kw)
