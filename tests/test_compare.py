@@ -2,7 +2,10 @@
 crashed run in the table, every table and plot written, finished runs skipped on re-run."""
 
 import json
+import os
 import re
+
+import pytest
 
 from tests.test_training import ROOT, _tiny, _tool
 
@@ -41,6 +44,8 @@ def test_compare_end_to_end(tmp_path, capsys):
     rle = next(r for r in data if r["name"] == configs[0].stem)
     for key in (
         "AP",
+        "PCK@0.05",
+        "EPE",
         "conf_oks_pearson",
         "coverage@68",
         "params_m",
@@ -49,6 +54,7 @@ def test_compare_end_to_end(tmp_path, capsys):
         "latency_ms",
     ):
         assert key in rle, key
+    assert rle["coverage_quantiles"] == "learned density"  # RLE intervals use the flow's density
     assert (out / "report.csv").read_text().count("\n") == 4
     for png in ("pck_curves", "reliability", "flow_density", "error_histograms", "examples"):
         path = out / f"{png}.png"
@@ -74,3 +80,68 @@ def test_compare_reports_when_every_run_crashes(tmp_path):
     assert rows[0]["status"].startswith("crashed")
     assert (tmp_path / "runs" / "report" / "report.md").read_text().count("crashed") == 1
     assert (tmp_path / "runs" / broken.stem / "crash.log").is_file()
+
+
+def test_residual_quantiles_follow_the_loss_variant():
+    """An identity flow is N(0, I): the paper's loss without Q implies N(0, 1) per coordinate,
+    the official/MMPose ones count log phi per coordinate (phi^2: N(0, 1/2)), and Q narrows it
+    further; heads without a flow get None."""
+    from types import SimpleNamespace
+
+    import torch
+    from scipy.stats import norm
+
+    from rle.losses import RLELoss
+
+    compare = _tool("compare")
+
+    def quantiles(**kw):
+        loss = RLELoss(num_dims=2, **kw)
+        for p in loss.flow.parameters():
+            torch.nn.init.zeros_(p)  # s = t = 0: the identity, phi = N(0, I)
+        return compare._residual_quantiles(SimpleNamespace(head=SimpleNamespace(loss_module=loss)))
+
+    z68, z95 = norm.ppf(0.84), norm.ppf(0.975)
+    paper = quantiles(variant="paper", residual=False)
+    assert abs(paper[0.68] - z68) < 0.04 and abs(paper[0.95] - z95) < 0.04
+    official = quantiles(variant="official", residual=False)
+    assert abs(official[0.95] - z95 / 2**0.5) < 0.04
+    # Gaussian Q on top of phi^2: exp(-u^2) * exp(-u^2 / 2) = N(0, 1/3)
+    gauss = quantiles(variant="mmpose", q="gaussian", residual=True)
+    assert abs(gauss[0.95] - z95 / 3**0.5) < 0.04
+    assert quantiles(variant="official")[0.95] < official[0.95]  # Laplace Q narrows it too
+    assert compare._residual_quantiles(SimpleNamespace(head=SimpleNamespace())) is None
+
+
+def test_compare_trains_in_parallel_processes(tmp_path, capsys):
+    compare = _tool("compare")
+    configs = [ROOT / "configs" / "synthcoco" / name for name in HEADS]
+    broken = tmp_path / "broken_resnet18_1xb32-20e_synthcoco-128x96.py"
+    broken.write_text(
+        configs[1]
+        .read_text()
+        .replace("../_base_/", str(ROOT / "configs" / "_base_") + "/")
+        .replace('type="SoftArgmaxHead"', 'type="NoSuchHead"')
+    )
+    args = compare.parse_args(
+        [*map(str, configs), str(broken), "--work-root", str(tmp_path / "runs"), "--jobs", "2"]
+        + ["--timing-repeats", "1"]
+    )
+    args.cfg_options = {**_tiny(configs[0], tmp_path), "train_cfg.max_epochs": 1}
+    rows = compare.run(args)
+    status = {r["name"]: r["status"] for r in rows}
+    assert status[configs[0].stem] == "trained" and status[configs[1].stem] == "trained"
+    assert status[broken.stem].startswith("crashed: training failed")
+    assert "NoSuchHead" in (tmp_path / "runs" / broken.stem / "crash.log").read_text()
+    for cfg in configs:
+        work = tmp_path / "runs" / cfg.stem
+        assert (work / "done.json").is_file() and (work / "train.log").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert f"({max(1, (os.cpu_count() or 1) // 2)} threads" in out
+    assert (tmp_path / "runs" / "report" / "report.md").read_text().count("trained") == 2
+    # the training wall time is the parallel phase, so the comparison's own time stays positive
+    split = re.search(r"training ([0-9.]+) s, the comparison itself ([0-9.]+) s", out)
+    assert split and float(split[1]) > 0 and float(split[2]) > 0
+    assert compare.parse_args(["x", "--jobs", "2"]).jobs == 2
+    with pytest.raises(SystemExit):
+        compare.parse_args(["x", "--jobs", "0"])

@@ -1,12 +1,15 @@
 """Compare regression and detection heads on one backbone, in one command.
 
     python tools/compare.py CONFIG_OR_DIR [...] [--work-root work_dirs/compare] [--out DIR]
-        [--cfg-options key=value ...] [--no-train] [--timing-repeats 5]
+        [--cfg-options key=value ...] [--no-train] [--jobs 1] [--timing-repeats 5]
 
 For every config (a directory stands for the configs in it): train it unless its work dir
 already holds a finished run (an interrupted run resumes from its last checkpoint), evaluate it
 on the config's validation split, and measure parameters, FLOPs, training iterations/s and
-inference latency. Then write one report to ``--out``: ``report.md`` (also printed),
+inference latency. With ``--jobs N`` up to N runs train at once, each in its own
+``tools/train.py`` process with ``cpu_count // N`` threads (small models use two 1-thread
+processes better than one 2-thread process); evaluation and timing stay sequential so the
+measured costs are not disturbed. Then write one report to ``--out``: ``report.md`` (also printed),
 ``report.csv``, ``report.json`` and the plots ``pck_curves.png``, ``reliability.png``,
 ``flow_density.png``, ``error_histograms.png``, ``examples.png``. A run that crashes is
 reported in the table with its error, not hidden; its traceback is in ``WORK_DIR/crash.log``.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import os.path as osp
 import statistics
 import sys
@@ -43,8 +47,17 @@ def parse_args(argv=None):
     parser.add_argument(
         "--no-train", action="store_true", help="only evaluate runs that are already trained"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train up to this many runs at once (separate processes, cpu_count // jobs threads)",
+    )
     parser.add_argument("--timing-repeats", type=int, default=5)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    return args
 
 
 def expand(paths):
@@ -133,9 +146,139 @@ def _flow_density(model):
     return dens.sum(1) * (ys[1] - ys[0])
 
 
+def _residual_quantiles(model, levels=(0.5, 0.68, 0.95)):
+    """``{level: q}`` with ``P(|u_d| <= q) = level`` for one coordinate of the normalised
+    residual ``u = (mu - gt) / sigma`` under the density the 2-D RLE loss implies, or ``None``
+    for heads without a flow.
+
+    Why not a Laplace quantile: the RLE loss constrains only the product of sigma and the
+    flow's scale (``D log sigma`` cancels against the flow's Jacobian when the flow shrinks), so
+    training may inflate sigma while the flow sharpens; a fixed Laplace interval then covers
+    everything. The implied density is ``phi(u)^m * prod_d q(u_d)`` (``m = D`` for the
+    official and MMPose variants, whose ``log phi`` is counted once per coordinate; 1 for the
+    paper's), normalised on a grid sized from samples of the flow.
+    """
+    import numpy as np
+    import torch
+
+    loss = getattr(getattr(model, "head", None), "loss_module", None)
+    flow = getattr(loss, "flow", None)
+    if flow is None or getattr(flow, "features", 0) != 2:
+        return None
+    device = next(flow.parameters()).device
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        samples, _ = flow.inverse(torch.randn(20000, 2, generator=gen).to(device))
+        half = 4 * float(samples.abs().quantile(0.999).cpu()) + 1e-6
+        axis = np.linspace(-half, half, 801)
+        grid = torch.tensor(
+            np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2),
+            dtype=torch.float32,
+            device=device,
+        )
+        logp = flow.log_prob(grid).double().cpu().numpy()
+    u = grid.double().cpu().numpy()
+    logp = logp * (1 if loss.variant == "paper" else 2)
+    if loss.residual:
+        if loss.q == "gaussian":
+            logp -= 0.5 * (u**2).sum(1)
+        else:
+            scale = np.sqrt(2) if loss.variant == "official" else 1.0
+            logp -= np.abs(u).sum(1) / scale
+    p = np.exp(logp - logp.max()).reshape(len(axis), len(axis))
+    p /= p.sum()
+    # one coordinate's |u|: the x and y marginals pooled
+    marg = (p.sum(1) + p.sum(0)) / 2
+    absu = np.abs(axis)
+    order = np.argsort(absu, kind="stable")
+    cdf = np.cumsum(marg[order])
+    return {lv: float(absu[order][min(np.searchsorted(cdf, lv), len(cdf) - 1)]) for lv in levels}
+
+
+def _learned_coverage(records, quantiles) -> dict:
+    """Sigma-interval coverage of dumped 2-D predictions with the learned quantiles."""
+    import numpy as np
+
+    from rle.evaluation.functional import interval_coverage
+
+    scale = np.stack([np.asarray(r["input_scale"], float) for r in records])[:, None, :]
+    pred = np.stack([np.asarray(r["pred_keypoints"], float) for r in records]) / scale
+    gt = np.stack([np.asarray(r["keypoints"], float)[:, :2] for r in records]) / scale
+    sigma = np.stack([np.asarray(r["pred_sigma"], float)[:, :2] for r in records])
+    mask = np.stack([np.asarray(r["keypoints_visible"]) > 0 for r in records])
+    cover = interval_coverage(pred, gt, sigma, mask, levels=list(quantiles), quantiles=quantiles)
+    return {f"coverage@{int(round(lv * 100))}": v for lv, v in cover.items()}
+
+
+def _load_cfg(cfg_path: Path, args):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(cfg_path))
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    work_dir = Path(args.work_root) / cfg_path.stem
+    cfg.work_dir = str(work_dir)
+    cfg.launcher = "none"
+    cfg.default_scope = cfg.get("default_scope", "rle")
+    return cfg, work_dir
+
+
+def train_parallel(configs, args) -> dict:
+    """Train the unfinished runs, ``args.jobs`` at a time, each in a ``tools/train.py``
+    subprocess with ``cpu_count // jobs`` threads; its log goes to ``WORK_DIR/train.log``.
+
+    Returns:
+        ``{run name: (error or None, minutes)}`` for the runs trained here.
+    """
+    import subprocess
+
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    tool = Path(__file__).resolve().parent / "train.py"
+    pending = [c for c in configs if not (Path(args.work_root) / c.stem / "done.json").is_file()]
+    running, results = {}, {}
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            cfg_path = pending.pop(0)
+            try:
+                cfg, work_dir = _load_cfg(cfg_path, args)
+                work_dir.mkdir(parents=True, exist_ok=True)
+                merged = work_dir / "compare_config.py"
+                cfg.dump(str(merged))
+            except Exception as err:  # noqa: BLE001 - reported in the table
+                results[cfg_path.stem] = (f"{type(err).__name__}: {str(err)[:160]}", 0.0)
+                continue
+            cmd = [sys.executable, str(tool), str(merged), "--work-dir", str(work_dir)]
+            if (work_dir / "last_checkpoint").is_file():
+                cmd.append("--resume")
+            log = open(work_dir / "train.log", "w")
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running[cfg_path.stem] = (proc, log, time.perf_counter(), work_dir, cfg)
+            print(f"  training {cfg_path.stem} ({threads} threads, log {work_dir / 'train.log'})")
+        time.sleep(0.5)
+        for name, (proc, log, start, work_dir, cfg) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[name]
+            minutes = (time.perf_counter() - start) / 60
+            if proc.returncode == 0 and (work_dir / "last_checkpoint").is_file():
+                ckpt = (work_dir / "last_checkpoint").read_text().strip()
+                epochs = cfg.train_cfg.get("max_epochs")
+                (work_dir / "done.json").write_text(json.dumps(dict(checkpoint=ckpt, epochs=epochs)))
+                results[name] = (None, minutes)
+            else:
+                tail = (work_dir / "train.log").read_text(errors="replace").strip().splitlines()
+                (work_dir / "crash.log").write_text("\n".join(tail[-200:]))
+                last = tail[-1] if tail else f"exit code {proc.returncode}"
+                results[name] = (f"training failed: {last[:160]}", minutes)
+            print(f"  {name}: {'trained' if results[name][0] is None else 'crashed'} "
+                  f"in {minutes:.1f} min")  # fmt: skip
+    return results
+
+
 def run_one(cfg_path: Path, args) -> tuple:
     """Train (if needed) and evaluate one config: ``(row, records, density, meta)``."""
-    from mmengine.config import Config
     from mmengine.runner import Runner
 
     from rle.evaluation.dump import load_predictions
@@ -144,17 +287,16 @@ def run_one(cfg_path: Path, args) -> tuple:
     work_dir = Path(args.work_root) / name
     row = dict(name=name, head=None, status="ok", config=str(cfg_path))
     try:
-        cfg = Config.fromfile(str(cfg_path))
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        cfg, work_dir = _load_cfg(cfg_path, args)
         row["head"] = cfg.model.head.type
-        cfg.work_dir = str(work_dir)
-        cfg.launcher = "none"
-        cfg.default_scope = cfg.get("default_scope", "rle")
         dump = work_dir / "predictions.pkl"
         evaluators = (
             cfg.val_evaluator if isinstance(cfg.val_evaluator, list) else [cfg.val_evaluator]
         )
+        if any(e.get("type") == "CocoKeypointMetric" for e in evaluators) and not any(
+            e.get("type") == "PCKMetric" for e in evaluators
+        ):
+            evaluators = list(evaluators) + [dict(type="PCKMetric")]  # PCK/EPE for every 2-D run
         cfg.test_dataloader = cfg.val_dataloader
         cfg.test_evaluator = list(evaluators) + [dict(type="DumpPredictions", out_file=str(dump))]
         done = work_dir / "done.json"
@@ -179,7 +321,12 @@ def run_one(cfg_path: Path, args) -> tuple:
             row[key.split("/", 1)[-1]] = float(value)
         row.update(_costs(runner, args.timing_repeats))
         meta = runner.test_dataloader.dataset.metainfo
-        result = row, load_predictions(str(dump)), _flow_density(runner.model), meta
+        records = load_predictions(str(dump))
+        quantiles = _residual_quantiles(runner.model)
+        if quantiles is not None and records and records[0].get("pred_sigma") is not None:
+            row.update(_learned_coverage(records, quantiles))
+            row["coverage_quantiles"] = "learned density"
+        result = row, records, _flow_density(runner.model), meta
         row["eval_seconds"] = time.perf_counter() - start
         return result
     except Exception as err:  # noqa: BLE001 - a crashed run goes into the report
@@ -205,11 +352,23 @@ def run(args):
     configs = expand(args.configs)
     out = Path(args.out or Path(args.work_root) / "report")
     rows, runs, densities, sigmas, skeleton = [], {}, {}, None, None
+    trained, parallel_seconds = {}, 0.0
+    if args.jobs > 1 and not args.no_train:
+        print(f"training the unfinished runs, {args.jobs} at a time", flush=True)
+        trained = train_parallel(configs, args)
+        parallel_seconds = time.perf_counter() - started
     for i, cfg_path in enumerate(configs, 1):
         print(
             f"[{i}/{len(configs)}] {cfg_path.stem}: training (if needed) and evaluating", flush=True
         )
-        row, records, density, meta = run_one(cfg_path, args)
+        error, minutes = trained.get(cfg_path.stem, (None, None))
+        if error is not None:
+            row = dict(name=cfg_path.stem, head=None, status=f"crashed: {error}")
+            row["config"], records, density, meta = str(cfg_path), None, None, None
+        else:
+            row, records, density, meta = run_one(cfg_path, args)
+            if minutes is not None and row["status"] == "cached":
+                row["status"], row["train_minutes"] = "trained", minutes
         rows.append(row)
         print(f"[{i}/{len(configs)}] {cfg_path.stem}: {row['status']}", flush=True)
         if records is not None:
@@ -235,7 +394,9 @@ def run(args):
         plots["error_histograms"] = report.plot_error_histograms(runs, out / "error_histograms.png")
         plots["examples"] = report.plot_examples(runs, out / "examples.png", skeleton=skeleton)
     plot_seconds = time.perf_counter() - plot_start
-    train_seconds = sum(60 * r.get("train_minutes", 0.0) for r in rows)
+    train_seconds = parallel_seconds + sum(
+        60 * r.get("train_minutes", 0.0) for r in rows if r["name"] not in trained
+    )
     print()
     print(report.markdown_table(rows))
     print()
