@@ -19,12 +19,18 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# two heads train at a time; a heavy (heatmap) and a light head in each slot keep them even
+DEMO := $(addprefix configs/demo/,ipr_resnet10t_1xb16-15e_synthcoco-64x48.py \
+	regression-l1_resnet10t_1xb16-15e_synthcoco-64x48.py \
+	samplingargmax-triangular_resnet10t_1xb16-15e_synthcoco-64x48.py \
+	rle_resnet10t_1xb16-15e_synthcoco-64x48.py)
+
 demo: $(STAMP)
-	$(PY) tools/compare.py configs/demo --work-root work_dirs/demo
+	$(PY) tools/compare.py $(DEMO) --work-root work_dirs/demo --jobs 2
 
 # the synthetic accuracy benchmark (about 1 h on 2 CPU cores; resumes where it stopped)
 synth-benchmark: $(STAMP)
-	$(PY) tools/compare.py configs/benchmark/synthcoco --work-root work_dirs/bench_synthcoco
+	$(PY) tools/compare.py configs/benchmark/synthcoco --work-root work_dirs/bench_synthcoco --jobs 2
 	$(PY) tools/compare.py configs/benchmark/synthh36m --work-root work_dirs/bench_synthh36m
 
 bench: $(STAMP)

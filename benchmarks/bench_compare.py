@@ -49,7 +49,7 @@ def _bare_test(configs, work_root: Path) -> float:
         cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
         cfg.load_from = json.loads((work_dir / "done.json").read_text())["checkpoint"]
         start = time.perf_counter()
-        _quiet(lambda: Runner.from_cfg(cfg).test())
+        _quiet(lambda c=cfg: Runner.from_cfg(c).test())
         total += time.perf_counter() - start
     return total
 

@@ -23,3 +23,11 @@ def test_heads_table_matches_registry():
     names = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))
     registered = {n for n, cls in MODELS.module_dict.items() if issubclass(cls, heads.BaseHead)}
     assert names == registered
+
+
+def test_first_commands_are_demo_then_test():
+    commands = re.findall(r"^make (\w+)", README, flags=re.MULTILINE)
+    assert commands[:2] == ["demo", "test"]
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    for target in set(commands):
+        assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE), target

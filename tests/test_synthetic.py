@@ -487,7 +487,8 @@ def test_coco_options_yaw_and_roll(tmp_path):
     assert marker["max_yaw"] == 45.0 and marker["roll"] == 0.0
     facing, tilt = _facing_and_tilt(front)
     assert len(facing) > 30 and facing.all()  # always facing the camera: left is image-right
-    anywhere_facing, anywhere_tilt = _facing_and_tilt(syn.generate_synth_coco(tmp_path / "any", **kw))
+    anywhere = syn.generate_synth_coco(tmp_path / "any", **kw)
+    anywhere_facing, anywhere_tilt = _facing_and_tilt(anywhere)
     assert 0.2 < anywhere_facing.mean() < 0.8  # the default draws every direction
     # upright: the torso leans (up to 40 degrees forward/sideways) but is never rolled past that
     assert tilt.max() < 45 and np.median(tilt) < np.median(anywhere_tilt)
@@ -538,8 +539,12 @@ def test_ensure_generates_once_when_processes_race(tmp_path):
     )
     root = str(tmp_path / "coco")
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, root], stdout=subprocess.PIPE, text=True,
-                         cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", code, root],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
         for _ in range(2)
     ]
     stamps = [p.communicate(timeout=120)[0].strip() for p in procs]

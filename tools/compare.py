@@ -265,7 +265,8 @@ def train_parallel(configs, args) -> dict:
             if proc.returncode == 0 and (work_dir / "last_checkpoint").is_file():
                 ckpt = (work_dir / "last_checkpoint").read_text().strip()
                 epochs = cfg.train_cfg.get("max_epochs")
-                (work_dir / "done.json").write_text(json.dumps(dict(checkpoint=ckpt, epochs=epochs)))
+                done = json.dumps(dict(checkpoint=ckpt, epochs=epochs))
+                (work_dir / "done.json").write_text(done)
                 results[name] = (None, minutes)
             else:
                 tail = (work_dir / "train.log").read_text(errors="replace").strip().splitlines()

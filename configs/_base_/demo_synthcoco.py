@@ -1,7 +1,8 @@
 # `make demo`: an easier SynthCOCO (one large person per image facing the camera within 45
 # degrees, upright, no background clutter or occluders), top-down 64x48, ResNet-10t from
-# scratch, 12 epochs of 188 iterations of 16 crops: 2.5-3.5 minutes of training per head on a
-# 2-core CPU (batch 16 learned more per second here than batch 32).
+# scratch, 15 epochs of 188 iterations of 16 crops: 5-6 minutes of training per head in one
+# thread; `make demo` trains two heads at a time (batch 16 learned more per second here than
+# batch 32, and two 1-thread processes get ~1.3x the iterations of one 2-thread process).
 # Head configs in configs/demo/ add `model.head`. Data loading in the main process
 # (num_workers=0): the 64x48 pipeline makes ~3000 crops/s, so worker processes would only
 # compete with the model for the 2 cores.
@@ -21,7 +22,7 @@ synth_cfg = dict(
 )
 input_size = (48, 64)  # (w, h)
 num_keypoints = 17
-max_epochs = 12
+max_epochs = 15
 
 model = dict(
     type="TopdownPoseEstimator",

@@ -1,4 +1,4 @@
-# ipr head on ResNet-10t, SynthCOCO demo set 64x48, 12 epochs on a 2-core CPU.
+# ipr head on ResNet-10t, SynthCOCO demo set 64x48, 15 epochs on a 2-core CPU.
 _base_ = ["../_base_/default_runtime.py", "../_base_/demo_synthcoco.py"]
 
 # the head block: the only difference between the configs in this folder

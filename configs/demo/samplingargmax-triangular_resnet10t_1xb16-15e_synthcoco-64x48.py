@@ -1,4 +1,4 @@
-# samplingargmax-triangular head on ResNet-10t, SynthCOCO demo set 64x48, 12 epochs on a
+# samplingargmax-triangular head on ResNet-10t, SynthCOCO demo set 64x48, 15 epochs on a
 # 2-core CPU.
 _base_ = ["../_base_/default_runtime.py", "../_base_/demo_synthcoco.py"]
 

@@ -39,7 +39,8 @@ class SynthCocoDataset(CocoKeypointDataset):
         split: ``"train"`` or ``"val"``.
         synth_cfg: generator parameters (``num_train_images``, ``num_val_images``,
             ``image_size``, ``seed``, and for easier sets ``person_height``, ``max_people``,
-            ``clutter``, ``max_yaw``, ``roll``), see :func:`rle.datasets.synthetic.generate_synth_coco`.
+            ``clutter``, ``max_yaw``, ``roll``), see
+            :func:`rle.datasets.synthetic.generate_synth_coco`.
         use_detections: evaluate on the generated detection boxes instead of the GT boxes.
         kwargs: :class:`CocoKeypointDataset` arguments (pipeline, test_mode, ...).
     """
