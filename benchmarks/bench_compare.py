@@ -34,7 +34,7 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def _bare_test(configs, work_root: Path) -> float:
+def _bare_test(specs) -> float:
     """Seconds for plain ``runner.test()`` of every finished run (the peer)."""
     import json
 
@@ -42,9 +42,9 @@ def _bare_test(configs, work_root: Path) -> float:
     from mmengine.runner import Runner
 
     total = 0.0
-    for cfg_path in configs:
-        cfg = Config.fromfile(str(cfg_path))
-        work_dir = work_root / cfg_path.stem
+    for spec in specs:
+        cfg = Config.fromfile(str(spec.config))
+        work_dir = spec.work_dir
         cfg.work_dir, cfg.launcher = str(work_dir), "none"
         cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
         cfg.load_from = json.loads((work_dir / "done.json").read_text())["checkpoint"]
@@ -62,22 +62,22 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    configs = compare.expand([str(ROOT / "configs" / "demo")])
     work_root = args.work_root or ROOT / "work_dirs" / "bench_compare"
-    if not all((work_root / c.stem / "done.json").is_file() for c in configs):
+    specs = compare.expand([str(ROOT / "configs" / "demo")], work_root)
+    configs = [str(s.config) for s in specs]
+    if not all((s.work_dir / "done.json").is_file() for s in specs):
         if args.work_root is not None:
             raise SystemExit(f"{work_root} does not hold finished demo runs (run `make demo`)")
         print(f"training the four demo heads for one epoch each into {work_root} ...")
         train_args = compare.parse_args(
-            [str(c) for c in configs]
+            configs
             + ["--work-root", str(work_root), "--timing-repeats", "1"]
             + ["--cfg-options", "train_cfg.max_epochs=1", "train_cfg.val_interval=1"]
         )
         _quiet(compare.run, train_args)
 
     cmp_args = compare.parse_args(
-        [str(c) for c in configs]
-        + ["--work-root", str(work_root), "--no-train", "--out", str(work_root / "report")]
+        configs + ["--work-root", str(work_root), "--no-train", "--out", str(work_root / "report")]
     )
     totals, evals, plots = [], [], []
     for _ in range(args.repeats):
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             raise SystemExit("a run failed:\n" + out.getvalue()[-2000:])
         evals.append(sum(r["eval_seconds"] for r in rows))
         plots.append(totals[-1] - evals[-1])
-    bare = statistics.median(_bare_test(configs, work_root) for _ in range(args.repeats))
+    bare = statistics.median(_bare_test(specs) for _ in range(args.repeats))
     med = statistics.median(totals)
     print(
         table(

@@ -70,6 +70,13 @@ def test_compare_end_to_end(tmp_path, capsys):
     # the time split is printed: no training on the re-run
     assert "training 0.0 s, the comparison itself" in capsys.readouterr().out
     assert all(r["eval_seconds"] > 0 for r in again if r["status"] == "cached")
+    # a folder of finished work dirs is evaluated where it is (the crashed run has no done.json)
+    from_dirs = compare.run(
+        compare.parse_args([str(tmp_path / "runs"), "--work-root", str(tmp_path / "r2")])
+    )
+    assert {r["name"]: r["status"] for r in from_dirs} == {c.stem: "cached" for c in configs}
+    assert (tmp_path / "r2" / "report" / "report.md").is_file()
+    assert not (tmp_path / "r2" / configs[0].stem).exists()  # nothing retrained or copied
 
 
 def test_compare_reports_when_every_run_crashes(tmp_path):
@@ -145,3 +152,40 @@ def test_compare_trains_in_parallel_processes(tmp_path, capsys):
     assert compare.parse_args(["x", "--jobs", "2"]).jobs == 2
     with pytest.raises(SystemExit):
         compare.parse_args(["x", "--jobs", "0"])
+
+
+def test_compare_base_config_with_head_blocks(tmp_path):
+    compare = _tool("compare")
+    base = ROOT / "configs" / "synthcoco" / HEADS[0]
+    heads_file = tmp_path / "heads.py"
+    heads_file.write_text(
+        "heads = dict(\n"
+        "    l1=dict(type='RegressionHead', num_keypoints=17, loss='l1'),\n"
+        "    ipr=dict(type='SoftArgmaxHead', num_keypoints=17, deconv_channels=(32,), beta=2.0),\n"
+        ")\n"
+    )
+    work = tmp_path / "runs"
+    args = compare.parse_args([str(base), "--heads", str(heads_file), "--work-root", str(work)])
+    specs = compare.expand(args.configs, args.work_root, args.heads)
+    assert [s.name for s in specs] == [
+        "l1_resnet18_1xb32-20e_synthcoco-128x96",
+        "ipr_resnet18_1xb32-20e_synthcoco-128x96",
+    ]
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(specs[1].config))
+    # the block replaces the base head entirely (no RLE keys left), the rest is the base's
+    assert cfg.model.head.to_dict() == dict(
+        type="SoftArgmaxHead", num_keypoints=17, deconv_channels=(32,), beta=2.0
+    )
+    assert cfg.model.backbone.model_name == "resnet18"
+    args.no_train = True
+    rows = compare.run(args)
+    assert [r["head"] for r in rows] == ["RegressionHead", "SoftArgmaxHead"]
+    assert all("not trained yet" in r["status"] for r in rows)
+    bad = tmp_path / "bad.py"
+    bad.write_text("heads = dict(x=dict(num_keypoints=17))\n")
+    with pytest.raises(SystemExit, match="type"):
+        compare.expand([str(base)], work, str(bad))
+    with pytest.raises(SystemExit):
+        compare.parse_args([str(base), str(base), "--heads", str(heads_file)])
