@@ -189,3 +189,16 @@ def test_compare_base_config_with_head_blocks(tmp_path):
         compare.expand([str(base)], work, str(bad))
     with pytest.raises(SystemExit):
         compare.parse_args([str(base), str(base), "--heads", str(heads_file)])
+
+
+def test_parallel_progress_line_reads_the_log_tail(tmp_path):
+    from types import SimpleNamespace
+
+    compare = _tool("compare")
+    cfg = SimpleNamespace(train_cfg=dict(max_epochs=15))
+    assert compare._progress("a", tmp_path, cfg) == "a starting"
+    (tmp_path / "train.log").write_text(
+        "x" * 5000
+        + "\nINFO - Epoch(train)  [2][ 50/188]  lr: 1e-3\nINFO - Epoch(train) [3][100/188]  lr\n"
+    )
+    assert compare._progress("a", tmp_path, cfg) == "a epoch 3/15 (100/188)"

@@ -295,6 +295,24 @@ def _load_cfg(spec: RunSpec, args):
     return cfg, work_dir
 
 
+def _progress(name: str, work_dir: Path, cfg) -> str:
+    """``name epoch E/N`` from the tail of a run's ``train.log``."""
+    import re
+
+    try:
+        with open(work_dir / "train.log", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        tail = ""
+    found = re.findall(r"Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]", tail)
+    if not found:
+        return f"{name} starting"
+    epoch, it, per_epoch = found[-1]
+    return f"{name} epoch {epoch}/{cfg.train_cfg.get('max_epochs', '?')} ({it}/{per_epoch})"
+
+
 def train_parallel(specs: List[RunSpec], args) -> dict:
     """Train the unfinished runs, ``args.jobs`` at a time, each in a ``tools/train.py``
     subprocess with ``cpu_count // jobs`` threads; its log goes to ``WORK_DIR/train.log``.
@@ -308,7 +326,7 @@ def train_parallel(specs: List[RunSpec], args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     tool = Path(__file__).resolve().parent / "train.py"
     pending = [r for r in specs if not (r.work_dir / "done.json").is_file()]
-    running, results = {}, {}
+    running, results, last_report = {}, {}, time.perf_counter()
     while pending or running:
         while pending and len(running) < args.jobs:
             spec = pending.pop(0)
@@ -328,6 +346,9 @@ def train_parallel(specs: List[RunSpec], args) -> dict:
             running[spec.name] = (proc, log, time.perf_counter(), work_dir, cfg)
             print(f"  training {spec.name} ({threads} threads, log {work_dir / 'train.log'})")
         time.sleep(0.5)
+        if time.perf_counter() - last_report > 30 and running:
+            last_report = time.perf_counter()
+            print("  progress: " + "; ".join(_progress(n, r[3], r[4]) for n, r in running.items()))
         for name, (proc, log, start, work_dir, cfg) in list(running.items()):
             if proc.poll() is None:
                 continue
