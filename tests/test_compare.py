@@ -12,16 +12,18 @@ from tests.test_training import ROOT, _tiny, _tool
 HEADS = ["rle_resnet18_1xb32-20e_synthcoco-128x96.py", "ipr_resnet18_1xb32-20e_synthcoco-128x96.py"]
 
 
+def _broken_copy(config, tmp_path):
+    """A copy of ``config`` whose head type does not exist: it crashes when built."""
+    broken = tmp_path / "broken_resnet18_1xb32-20e_synthcoco-128x96.py"
+    text = config.read_text().replace("../_base_/", str(ROOT / "configs" / "_base_") + "/")
+    broken.write_text(text.replace('type="RLEHead"', 'type="NoSuchHead"'))
+    return broken
+
+
 def test_compare_end_to_end(tmp_path, capsys):
     compare = _tool("compare")
     configs = [ROOT / "configs" / "synthcoco" / name for name in HEADS]
-    broken = tmp_path / "broken_resnet18_1xb32-20e_synthcoco-128x96.py"
-    broken.write_text(
-        configs[0]
-        .read_text()
-        .replace("../_base_/", str(ROOT / "configs" / "_base_") + "/")
-        .replace('type="RLEHead"', 'type="NoSuchHead"')
-    )
+    broken = _broken_copy(configs[0], tmp_path)
     args = compare.parse_args(
         [
             *map(str, configs),
@@ -123,13 +125,7 @@ def test_residual_quantiles_follow_the_loss_variant():
 def test_compare_trains_in_parallel_processes(tmp_path, capsys):
     compare = _tool("compare")
     configs = [ROOT / "configs" / "synthcoco" / name for name in HEADS]
-    broken = tmp_path / "broken_resnet18_1xb32-20e_synthcoco-128x96.py"
-    broken.write_text(
-        configs[1]
-        .read_text()
-        .replace("../_base_/", str(ROOT / "configs" / "_base_") + "/")
-        .replace('type="SoftArgmaxHead"', 'type="NoSuchHead"')
-    )
+    broken = _broken_copy(configs[0], tmp_path)
     args = compare.parse_args(
         [*map(str, configs), str(broken), "--work-root", str(tmp_path / "runs"), "--jobs", "2"]
         + ["--timing-repeats", "1"]

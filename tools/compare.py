@@ -419,6 +419,7 @@ def run_one(spec: RunSpec, args) -> tuple:
         if quantiles is not None and records and records[0].get("pred_sigma") is not None:
             row.update(_learned_coverage(records, quantiles))
             row["coverage_quantiles"] = "learned density"
+            row["sigma_q68"] = quantiles[0.68]
         result = row, records, _flow_density(runner.model), meta
         row["eval_seconds"] = time.perf_counter() - start
         return result
@@ -483,7 +484,11 @@ def run(args):
             densities, np.linspace(-4, 4, 161), out / "flow_density.png"
         )
         plots["error_histograms"] = report.plot_error_histograms(runs, out / "error_histograms.png")
-        plots["examples"] = report.plot_examples(runs, out / "examples.png", skeleton=skeleton)
+        # ellipses: the 68 % interval where the learned density gives it, else 1 sigma
+        scale = {r["name"]: r["sigma_q68"] for r in rows if r.get("sigma_q68")}
+        plots["examples"] = report.plot_examples(
+            runs, out / "examples.png", skeleton=skeleton, sigma_scale=scale
+        )
     plot_seconds = time.perf_counter() - plot_start
     train_seconds = parallel_seconds + sum(
         60 * r.get("train_minutes", 0.0) for r in rows if r["name"] not in trained

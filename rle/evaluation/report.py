@@ -229,10 +229,15 @@ def plot_flow_density(densities: Dict[str, np.ndarray], grid: np.ndarray, path: 
 
 
 def plot_examples(
-    runs: Dict[str, List[dict]], path: Path, num: int = 4, skeleton: Optional[Sequence] = None
+    runs: Dict[str, List[dict]],
+    path: Path,
+    num: int = 4,
+    skeleton: Optional[Sequence] = None,
+    sigma_scale: Optional[Dict[str, float]] = None,
 ) -> Path:
     """A grid of example crops (rows: runs, columns: instances) with predicted keypoints and,
-    for heads with sigma, 1-sigma ellipses."""
+    for heads with sigma, ellipses of ``sigma_scale[run] * sigma`` (default 1 sigma; pass a
+    run's 68 % residual quantile to draw its 68 % interval)."""
     import cv2
     from matplotlib.patches import Ellipse
 
@@ -263,7 +268,8 @@ def plot_examples(
             ax.plot(kp[:, 0], kp[:, 1], "o", color="red", ms=2.5)
             sigma = r.get("pred_sigma")
             if sigma is not None:
-                scale = np.asarray(r["input_scale"], dtype=float)
+                k_sigma = (sigma_scale or {}).get(name, 1.0)
+                scale = k_sigma * np.asarray(r["input_scale"], dtype=float)
                 for k in range(len(kp)):
                     sx, sy = np.asarray(sigma)[k, :2] * scale
                     ax.add_patch(Ellipse(kp[k], 2 * sx, 2 * sy, fill=False, color="cyan", lw=0.7))
