@@ -26,7 +26,7 @@ def test_heads_table_matches_registry():
 
 
 def test_first_commands_are_demo_then_test():
-    commands = re.findall(r"^make (\w+)", README, flags=re.MULTILINE)
+    commands = re.findall(r"^make ([\w-]+)", README, flags=re.MULTILINE)
     assert commands[:2] == ["demo", "test"]
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     for target in set(commands):
