@@ -28,7 +28,7 @@ DEMO := $(addprefix configs/demo/,ipr_resnet10t_1xb16-15e_synthcoco-64x48.py \
 demo: $(STAMP)
 	$(PY) tools/compare.py $(DEMO) --work-root work_dirs/demo --jobs 2
 
-# the synthetic accuracy benchmark (about 1 h on 2 CPU cores; resumes where it stopped)
+# the synthetic accuracy benchmark (1-1.5 h on 2 CPU cores; resumes where it stopped)
 synth-benchmark: $(STAMP)
 	$(PY) tools/compare.py configs/benchmark/synthcoco --work-root work_dirs/bench_synthcoco --jobs 2
 	$(PY) tools/compare.py configs/benchmark/synthh36m --work-root work_dirs/bench_synthh36m
