@@ -57,6 +57,8 @@ def test_compare_end_to_end(tmp_path, capsys):
     ):
         assert key in rle, key
     assert rle["coverage_quantiles"] == "learned density"  # RLE intervals use the flow's density
+    assert rle["sigma_median"] > 0 and rle["abs_residual_median"] > 0
+    assert all(0 <= r["score_mean"] <= 1 for r in data if r["status"] == "trained")
     assert (out / "report.csv").read_text().count("\n") == 4
     for png in ("pck_curves", "reliability", "flow_density", "error_histograms", "examples"):
         path = out / f"{png}.png"
@@ -183,6 +185,8 @@ def test_compare_base_config_with_head_blocks(tmp_path):
     bad.write_text("heads = dict(x=dict(num_keypoints=17))\n")
     with pytest.raises(SystemExit, match="type"):
         compare.expand([str(base)], work, str(bad))
+    with pytest.raises(SystemExit, match="cannot read --heads"):
+        compare.expand([str(base)], work, str(tmp_path / "missing.py"))
     with pytest.raises(SystemExit):
         compare.parse_args([str(base), str(base), "--heads", str(heads_file)])
 

@@ -98,7 +98,10 @@ def _head_configs(base: Path, heads_file: str, work_root: Path) -> List[Path]:
     """Write one config per head block of ``heads_file`` on top of ``base``."""
     from mmengine.config import Config
 
-    blocks = Config.fromfile(heads_file).get("heads")
+    try:
+        blocks = Config.fromfile(heads_file).get("heads")
+    except Exception as err:  # noqa: BLE001 - a missing or broken file: say which
+        raise SystemExit(f"cannot read --heads {heads_file}: {type(err).__name__}: {err}") from None
     if not isinstance(blocks, dict) or not blocks:
         raise SystemExit(f"{heads_file} must define heads = dict(name=head_block, ...)")
     rest = base.stem.split("_", 1)[1] if "_" in base.stem else base.stem
@@ -279,7 +282,11 @@ def _learned_coverage(records, quantiles) -> dict:
     sigma = np.stack([np.asarray(r["pred_sigma"], float)[:, :2] for r in records])
     mask = np.stack([np.asarray(r["keypoints_visible"]) > 0 for r in records])
     cover = interval_coverage(pred, gt, sigma, mask, levels=list(quantiles), quantiles=quantiles)
-    return {f"coverage@{int(round(lv * 100))}": v for lv, v in cover.items()}
+    out = {f"coverage@{int(round(lv * 100))}": v for lv, v in cover.items()}
+    # medians in normalised crop units: how far sigma sits from the error it describes
+    out["sigma_median"] = float(np.median(sigma[mask]))
+    out["abs_residual_median"] = float(np.median(np.abs(pred - gt)[mask]))
+    return out
 
 
 def _load_cfg(spec: RunSpec, args):
@@ -288,11 +295,10 @@ def _load_cfg(spec: RunSpec, args):
     cfg = Config.fromfile(str(spec.config))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    work_dir = spec.work_dir
-    cfg.work_dir = str(work_dir)
+    cfg.work_dir = str(spec.work_dir)
     cfg.launcher = "none"
     cfg.default_scope = cfg.get("default_scope", "rle")
-    return cfg, work_dir
+    return cfg
 
 
 def _progress(name: str, work_dir: Path, cfg) -> str:
@@ -330,8 +336,9 @@ def train_parallel(specs: List[RunSpec], args) -> dict:
     while pending or running:
         while pending and len(running) < args.jobs:
             spec = pending.pop(0)
+            work_dir = spec.work_dir
             try:
-                cfg, work_dir = _load_cfg(spec, args)
+                cfg = _load_cfg(spec, args)
                 work_dir.mkdir(parents=True, exist_ok=True)
                 merged = work_dir / "compare_config.py"
                 cfg.dump(str(merged))
@@ -373,6 +380,7 @@ def train_parallel(specs: List[RunSpec], args) -> dict:
 
 def run_one(spec: RunSpec, args) -> tuple:
     """Train (if needed) and evaluate one run: ``(row, records, density, meta)``."""
+    import numpy as np
     from mmengine.runner import Runner
 
     from rle.evaluation.dump import load_predictions
@@ -380,7 +388,7 @@ def run_one(spec: RunSpec, args) -> tuple:
     work_dir = spec.work_dir
     row = dict(name=spec.name, head=None, status="ok", config=str(spec.config))
     try:
-        cfg, work_dir = _load_cfg(spec, args)
+        cfg = _load_cfg(spec, args)
         row["head"] = cfg.model.head.type
         dump = work_dir / "predictions.pkl"
         evaluators = (
@@ -415,6 +423,8 @@ def run_one(spec: RunSpec, args) -> tuple:
         row.update(_costs(runner, args.timing_repeats))
         meta = runner.test_dataloader.dataset.metainfo
         records = load_predictions(str(dump))
+        if records:
+            row["score_mean"] = float(np.mean([np.mean(r["pred_scores"]) for r in records]))
         quantiles = _residual_quantiles(runner.model)
         if quantiles is not None and records and records[0].get("pred_sigma") is not None:
             row.update(_learned_coverage(records, quantiles))
