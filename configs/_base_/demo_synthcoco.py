@@ -88,8 +88,12 @@ val_evaluator = dict(
 )
 test_evaluator = val_evaluator
 
+# lr 4e-3: at this budget the RLE head reached AP 0.62-0.66 with 4e-3 against 0.57-0.59 with
+# 2e-3 (two seeds each; 6e-3 fell back to 0.56). fused=True: the single-kernel CPU AdamW takes
+# ~5 ms a step instead of ~16 ms for the per-tensor loop (~12 % of a ResNet-10t step here).
 optim_wrapper = dict(
-    optimizer=dict(type="AdamW", lr=2e-3, weight_decay=1e-4), clip_grad=dict(max_norm=35.0)
+    optimizer=dict(type="AdamW", lr=4e-3, weight_decay=1e-4, fused=True),
+    clip_grad=dict(max_norm=35.0),
 )
 param_scheduler = [
     dict(type="LinearLR", begin=0, end=50, start_factor=0.01, by_epoch=False),
