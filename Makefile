@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_heads.py
 	$(PY) benchmarks/bench_compare.py
+	$(PY) benchmarks/bench_optimizer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -202,3 +202,29 @@ def test_parallel_progress_line_reads_the_log_tail(tmp_path):
         + "\nINFO - Epoch(train)  [2][ 50/188]  lr: 1e-3\nINFO - Epoch(train) [3][100/188]  lr\n"
     )
     assert compare._progress("a", tmp_path, cfg) == "a epoch 3/15 (100/188)"
+
+
+def test_demo_lr_sweep_changes_only_lr_and_seed(tmp_path):
+    import importlib.util
+
+    from mmengine.config import Config
+
+    spec = importlib.util.spec_from_file_location(
+        "demo_lr_sweep", ROOT / "benchmarks" / "demo_lr_sweep.py"
+    )
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    paths = sweep.write_configs([2e-3, 4e-3], [0, 1], tmp_path)
+    assert [p.name.split("_")[0] for p in paths] == [
+        "rle-lr0.002-seed0", "rle-lr0.002-seed1", "rle-lr0.004-seed0", "rle-lr0.004-seed1"
+    ]
+    base = Config.fromfile(str(sweep.BASE)).to_dict()
+    cfg = Config.fromfile(str(paths[3])).to_dict()
+    optimizer = dict(base["optim_wrapper"]["optimizer"], lr=4e-3)
+    assert cfg["optim_wrapper"]["optimizer"] == optimizer
+    assert cfg["randomness"] == dict(base["randomness"], seed=1)
+    for key in ("optim_wrapper", "randomness"):
+        base.pop(key), cfg.pop(key)
+    assert cfg == base
+    with pytest.raises(SystemExit):
+        sweep.main(["--lrs", "-1"])
