@@ -204,7 +204,7 @@ def test_parallel_progress_line_reads_the_log_tail(tmp_path):
     assert compare._progress("a", tmp_path, cfg) == "a epoch 3/15 (100/188)"
 
 
-def test_demo_lr_sweep_changes_only_lr_and_seed(tmp_path):
+def test_demo_lr_sweep_changes_only_the_lr(tmp_path):
     import importlib.util
 
     from mmengine.config import Config
@@ -214,17 +214,66 @@ def test_demo_lr_sweep_changes_only_lr_and_seed(tmp_path):
     )
     sweep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sweep)
-    paths = sweep.write_configs([2e-3, 4e-3], [0, 1], tmp_path)
-    assert [p.name.split("_")[0] for p in paths] == [
-        "rle-lr0.002-seed0", "rle-lr0.002-seed1", "rle-lr0.004-seed0", "rle-lr0.004-seed1"
-    ]
+    paths = sweep.write_configs([2e-3, 4e-3], tmp_path)
+    assert [p.name.split("_")[0] for p in paths] == ["rle-lr0.002", "rle-lr0.004"]
     base = Config.fromfile(str(sweep.BASE)).to_dict()
-    cfg = Config.fromfile(str(paths[3])).to_dict()
+    cfg = Config.fromfile(str(paths[1])).to_dict()
     optimizer = dict(base["optim_wrapper"]["optimizer"], lr=4e-3)
     assert cfg["optim_wrapper"]["optimizer"] == optimizer
-    assert cfg["randomness"] == dict(base["randomness"], seed=1)
-    for key in ("optim_wrapper", "randomness"):
-        base.pop(key), cfg.pop(key)
+    base.pop("optim_wrapper"), cfg.pop("optim_wrapper")
     assert cfg == base
     with pytest.raises(SystemExit):
         sweep.main(["--lrs", "-1"])
+
+
+def test_summarize_seeds_mean_and_sample_std():
+    from rle.evaluation import report
+
+    rows = [
+        dict(name="rle_x-seed0", head="RLEHead", status="trained", AP=0.5, EPE=2.0),
+        dict(name="ipr_x", head="SoftArgmaxHead", status="cached", AP=0.4),
+        dict(name="rle_x-seed1", head="RLEHead", status="cached", AP=0.7, EPE=float("nan")),
+        dict(name="rle_x-seed2", head=None, status="crashed: KeyError: x"),
+    ]
+    summary = report.summarize_seeds(rows)
+    assert [r["name"] for r in summary] == ["rle_x", "ipr_x"]
+    rle, ipr = summary
+    assert rle["status"] == "2/3 seeds" and rle["seeds"] == 2 and rle["head"] == "RLEHead"
+    assert rle["AP"] == pytest.approx(0.6) and rle["AP_std"] == pytest.approx(0.02**0.5)
+    assert rle["EPE"] == 2.0 and rle["EPE_std"] is None  # NaN dropped, one value left
+    assert ipr["AP"] == 0.4 and ipr["AP_std"] is None and ipr["status"] == "1/1 seeds"
+    table = report.summary_markdown(summary)
+    assert "| rle_x | RLEHead | 2/3 seeds | 0.600 ± 0.141 |" in table
+    assert report.seed_group("a-seed12") == "a" and report.seed_group("a-seedx") == "a-seedx"
+
+
+def test_compare_with_seeds(tmp_path, capsys):
+    import torch
+
+    compare = _tool("compare")
+    config = ROOT / "configs" / "synthcoco" / HEADS[0]
+    work = tmp_path / "runs"
+    args = compare.parse_args(
+        [str(config), "--seeds", "3", "4", "--work-root", str(work), "--timing-repeats", "1"]
+    )
+    args.cfg_options = {**_tiny(config, tmp_path), "train_cfg.max_epochs": 1}
+    rows = compare.run(args)
+    names = [f"{config.stem}-seed3", f"{config.stem}-seed4"]
+    assert [r["name"] for r in rows] == names and all(r["status"] == "trained" for r in rows)
+    weights = []
+    for name in names:
+        done = json.loads((work / name / "done.json").read_text())
+        state = torch.load(done["checkpoint"], map_location="cpu", weights_only=False)
+        assert state["meta"]["seed"] == int(name[-1])
+        weights.append(state["state_dict"]["head.fc_sigma.weight"])
+    assert not torch.equal(*weights)  # the seed reached the initialisation
+    out = work / "report"
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["name"] for r in summary] == [config.stem] and summary[0]["seeds"] == 2
+    assert summary[0]["AP_std"] is not None
+    assert "over the seeds (mean ± sample std)" in capsys.readouterr().out
+    assert (out / "summary.md").read_text().count("2/2 seeds") == 1
+    with pytest.raises(SystemExit):
+        compare.parse_args([str(config), "--seeds", "1", "1"])
+    with pytest.raises(SystemExit, match="finished work dirs"):
+        compare.expand([str(work)], tmp_path / "r2", seeds=[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -25,6 +26,10 @@ __all__ = [
     "plot_flow_density",
     "plot_pck_curves",
     "plot_reliability",
+    "seed_group",
+    "summarize_seeds",
+    "summary_markdown",
+    "write_summary",
     "write_tables",
 ]
 
@@ -89,6 +94,84 @@ def write_tables(rows: Sequence[dict], out_dir: Path) -> Dict[str, Path]:
         for r in rows:
             writer.writerow({k: r.get(k) for k in keys})
     paths["json"].write_text(json.dumps(list(rows), indent=2, default=float))
+    return paths
+
+
+# -- several seeds of one run --------------------------------------------------------------------
+_SEED_SUFFIX = re.compile(r"-seed\d+$")
+
+
+def seed_group(name: str) -> str:
+    """The run a row belongs to: its name without a trailing ``-seedN``."""
+    return _SEED_SUFFIX.sub("", name)
+
+
+def summarize_seeds(rows: Sequence[dict]) -> List[dict]:
+    """One row per run over its seeds (rows named ``NAME-seedN``, see :func:`seed_group`).
+
+    Every numeric column of :data:`COLUMNS` gets the mean over the seeds that have it and, with
+    two or more, the sample standard deviation (``ddof=1``) under ``KEY_std``; ``seeds`` counts
+    the seeds with results, ``status`` says how many of how many (crashed seeds are counted,
+    not averaged). Groups keep the order of their first row.
+    """
+    groups: Dict[str, List[dict]] = {}
+    for r in rows:
+        groups.setdefault(seed_group(str(r["name"])), []).append(r)
+    out = []
+    for name, members in groups.items():
+        ok = [r for r in members if not str(r.get("status", "")).startswith("crashed")]
+        heads = [r["head"] for r in members if r.get("head")]
+        row = dict(name=name, head=heads[0] if heads else None, seeds=len(ok))
+        row["status"] = f"{len(ok)}/{len(members)} seeds"
+        for key, _, fmt in COLUMNS:
+            if fmt == "{}":
+                continue
+            values = [
+                float(r[key])
+                for r in ok
+                if isinstance(r.get(key), (int, float)) and math.isfinite(float(r[key]))
+            ]
+            if values:
+                row[key] = float(np.mean(values))
+                row[key + "_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        out.append(row)
+    return out
+
+
+def summary_markdown(summary: Sequence[dict]) -> str:
+    """The seed summary as a Markdown table: ``mean ± std`` (just the mean for one seed)."""
+    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in summary)]
+    lines = [
+        "| " + " | ".join(c[1] for c in cols) + " |",
+        "|" + "|".join("---" for _ in cols) + "|",
+    ]
+    for r in summary:
+        cells = []
+        for key, _, fmt in cols:
+            cell = _fmt(r.get(key), fmt)
+            if r.get(key + "_std") is not None:
+                cell += " ± " + _fmt(r[key + "_std"], fmt)
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_summary(summary: Sequence[dict], out_dir: Path) -> Dict[str, Path]:
+    """``summary.md``, ``summary.csv`` and ``summary.json`` in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "summary_markdown": out_dir / "summary.md",
+        "summary_csv": out_dir / "summary.csv",
+        "summary_json": out_dir / "summary.json",
+    }
+    paths["summary_markdown"].write_text(summary_markdown(summary) + "\n")
+    keys = sorted({k for r in summary for k in r})
+    with open(paths["summary_csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for r in summary:
+            writer.writerow({k: r.get(k) for k in keys})
+    paths["summary_json"].write_text(json.dumps(list(summary), indent=2, default=float))
     return paths
 
 
