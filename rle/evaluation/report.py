@@ -66,27 +66,30 @@ def _fmt(value, fmt: str) -> str:
         return str(value)
 
 
-def markdown_table(rows: Sequence[dict]) -> str:
-    """A Markdown table with the columns any row fills."""
+def markdown_table(rows: Sequence[dict], with_std: bool = False) -> str:
+    """A Markdown table with the columns any row fills; ``with_std`` appends `` ± KEY_std``
+    where a row has it (the seed summary)."""
     cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
     lines = [
         "| " + " | ".join(c[1] for c in cols) + " |",
         "|" + "|".join("---" for _ in cols) + "|",
     ]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(k), f) for k, _, f in cols) + " |")
+        cells = []
+        for key, _, fmt in cols:
+            cell = _fmt(r.get(key), fmt)
+            if with_std and r.get(key + "_std") is not None:
+                cell += " ± " + _fmt(r[key + "_std"], fmt)
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_tables(rows: Sequence[dict], out_dir: Path) -> Dict[str, Path]:
-    """``report.md``, ``report.csv`` and ``report.json`` in ``out_dir``."""
+def _write(rows: Sequence[dict], markdown: str, out_dir: Path, stem: str) -> Dict[str, Path]:
+    """``STEM.md`` (the given table), ``STEM.csv`` and ``STEM.json`` of ``rows``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "markdown": out_dir / "report.md",
-        "csv": out_dir / "report.csv",
-        "json": out_dir / "report.json",
-    }
-    paths["markdown"].write_text(markdown_table(rows) + "\n")
+    paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "json")}
+    paths["md"].write_text(markdown + "\n")
     keys = sorted({k for r in rows for k in r})
     with open(paths["csv"], "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
@@ -95,6 +98,12 @@ def write_tables(rows: Sequence[dict], out_dir: Path) -> Dict[str, Path]:
             writer.writerow({k: r.get(k) for k in keys})
     paths["json"].write_text(json.dumps(list(rows), indent=2, default=float))
     return paths
+
+
+def write_tables(rows: Sequence[dict], out_dir: Path) -> Dict[str, Path]:
+    """``report.md``, ``report.csv`` and ``report.json`` in ``out_dir``."""
+    paths = _write(rows, markdown_table(rows), out_dir, "report")
+    return {"markdown": paths["md"], "csv": paths["csv"], "json": paths["json"]}
 
 
 # -- several seeds of one run --------------------------------------------------------------------
@@ -140,39 +149,16 @@ def summarize_seeds(rows: Sequence[dict]) -> List[dict]:
 
 def summary_markdown(summary: Sequence[dict]) -> str:
     """The seed summary as a Markdown table: ``mean ± std`` (just the mean for one seed)."""
-    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in summary)]
-    lines = [
-        "| " + " | ".join(c[1] for c in cols) + " |",
-        "|" + "|".join("---" for _ in cols) + "|",
-    ]
-    for r in summary:
-        cells = []
-        for key, _, fmt in cols:
-            cell = _fmt(r.get(key), fmt)
-            if r.get(key + "_std") is not None:
-                cell += " ± " + _fmt(r[key + "_std"], fmt)
-            cells.append(cell)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(summary, with_std=True)
 
 
 def write_summary(summary: Sequence[dict], out_dir: Path) -> Dict[str, Path]:
     """``summary.md``, ``summary.csv`` and ``summary.json`` in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "summary_markdown": out_dir / "summary.md",
-        "summary_csv": out_dir / "summary.csv",
-        "summary_json": out_dir / "summary.json",
+    paths = _write(summary, summary_markdown(summary), out_dir, "summary")
+    return {
+        f"summary_{k}": v
+        for k, v in (("markdown", paths["md"]), ("csv", paths["csv"]), ("json", paths["json"]))
     }
-    paths["summary_markdown"].write_text(summary_markdown(summary) + "\n")
-    keys = sorted({k for r in summary for k in r})
-    with open(paths["summary_csv"], "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        for r in summary:
-            writer.writerow({k: r.get(k) for k in keys})
-    paths["summary_json"].write_text(json.dumps(list(summary), indent=2, default=float))
-    return paths
 
 
 # -- per-run statistics from the prediction records --------------------------------------------
