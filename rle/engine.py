@@ -32,6 +32,7 @@ __all__ = [
     "SetEpochHook",
     "finalize_distributed",
     "init_distributed",
+    "mark_finished",
     "setup_engine",
 ]
 
@@ -103,6 +104,18 @@ def finalize_distributed(barrier: bool = True) -> None:
         if barrier:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def mark_finished(work_dir, epochs) -> None:
+    """Write ``WORK_DIR/done.json`` (the last checkpoint and the epochs trained): the mark by
+    which ``tools/compare.py`` knows a finished run and evaluates it instead of training it.
+    Called by the main process only, after ``runner.train()`` returned."""
+    import json
+    from pathlib import Path
+
+    work_dir = Path(work_dir)
+    ckpt = (work_dir / "last_checkpoint").read_text().strip()
+    (work_dir / "done.json").write_text(json.dumps(dict(checkpoint=ckpt, epochs=epochs)))
 
 
 class NonFiniteLossError(RuntimeError):

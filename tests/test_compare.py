@@ -273,7 +273,8 @@ def test_compare_with_seeds(tmp_path, capsys):
     assert summary[0]["AP_std"] is not None
     assert "over the seeds (mean ± sample std)" in capsys.readouterr().out
     assert (out / "summary.md").read_text().count("2/2 seeds") == 1
-    with pytest.raises(SystemExit):
-        compare.parse_args([str(config), "--seeds", "1", "1"])
+    for bad in (["--seeds", "1", "1"], ["--seeds", "-1"], ["--timing-repeats", "0"]):
+        with pytest.raises(SystemExit):
+            compare.parse_args([str(config), *bad])
     with pytest.raises(SystemExit, match="finished work dirs"):
         compare.expand([str(work)], tmp_path / "r2", seeds=[0])

@@ -9,8 +9,8 @@
 What is compared: config files; folders of configs; a base config with ``--heads HEADS.py``
 (a file defining ``heads = dict(name=head_block, ...)``; each block replaces the base's
 ``model.head``, and the generated configs are written to ``WORK_ROOT/configs/``); or a folder
-of work dirs (each holding ``done.json`` and its config, as this tool and ``tools/train.py``
-leave them), which are evaluated where they are.
+of work dirs finished by this tool or ``tools/train.py`` (each holds ``done.json``, written
+when training completes, and its config), which are evaluated where they are.
 
 For every run: train it unless its work dir
 already holds a finished run (an interrupted run resumes from its last checkpoint), evaluate it
@@ -84,8 +84,10 @@ def parse_args(argv=None):
     )
     parser.add_argument("--timing-repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    if args.seeds and len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds must be distinct, got {args.seeds}")
+    if args.seeds and (len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0):
+        parser.error(f"--seeds must be distinct and >= 0, got {args.seeds}")
+    if args.timing_repeats < 1:
+        parser.error(f"--timing-repeats must be >= 1, got {args.timing_repeats}")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     if args.heads and len(args.configs) != 1:
@@ -386,17 +388,13 @@ def train_parallel(specs: List[RunSpec], args) -> dict:
         if time.perf_counter() - last_report > 30 and running:
             last_report = time.perf_counter()
             print("  progress: " + "; ".join(_progress(n, r[3], r[4]) for n, r in running.items()))
-        for name, (proc, log, start, work_dir, cfg) in list(running.items()):
+        for name, (proc, log, start, work_dir, _) in list(running.items()):
             if proc.poll() is None:
                 continue
             log.close()
             del running[name]
             minutes = (time.perf_counter() - start) / 60
-            if proc.returncode == 0 and (work_dir / "last_checkpoint").is_file():
-                ckpt = (work_dir / "last_checkpoint").read_text().strip()
-                epochs = cfg.train_cfg.get("max_epochs")
-                done = json.dumps(dict(checkpoint=ckpt, epochs=epochs))
-                (work_dir / "done.json").write_text(done)
+            if proc.returncode == 0 and (work_dir / "done.json").is_file():  # train.py's mark
                 results[name] = (None, minutes)
             else:
                 tail = (work_dir / "train.log").read_text(errors="replace").strip().splitlines()
@@ -413,6 +411,7 @@ def run_one(spec: RunSpec, args) -> tuple:
     import numpy as np
     from mmengine.runner import Runner
 
+    from rle.engine import mark_finished
     from rle.evaluation.dump import load_predictions
 
     work_dir = spec.work_dir
@@ -443,8 +442,7 @@ def run_one(spec: RunSpec, args) -> tuple:
             start = time.perf_counter()
             runner.train()
             row["train_minutes"] = (time.perf_counter() - start) / 60
-            ckpt = (work_dir / "last_checkpoint").read_text().strip()
-            done.write_text(json.dumps(dict(checkpoint=ckpt, epochs=runner.epoch)))
+            mark_finished(work_dir, runner.epoch)
             row["status"] = "trained"
         start = time.perf_counter()
         metrics = runner.test()

@@ -76,9 +76,10 @@ def build_cfg(args):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
-    from rle.engine import finalize_distributed, init_distributed, setup_engine
+    from rle.engine import finalize_distributed, init_distributed, mark_finished, setup_engine
 
     setup_engine()
     init_distributed(args.launcher)
@@ -88,6 +89,8 @@ def main(argv=None):
     except BaseException:
         finalize_distributed(barrier=False)  # the other ranks may never reach a barrier
         raise
+    if is_main_process():
+        mark_finished(runner.work_dir, runner.epoch)
     finalize_distributed()
     return runner
 
