@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from rle.datasets import SynthCocoDataset, SynthH36MDataset
+from rle.datasets import SynthCocoDataset, SynthH36MDataset, synthetic
+from rle.registry import DATASETS
 
 PIPE = [
     dict(type="LoadImage"),
@@ -61,3 +62,9 @@ def test_synth_h36m_both_layouts_agree(tmp_path):
         "S7",
         "S8",
     }
+
+
+def test_synthetic_datasets_are_registered_from_the_package():
+    for cls in (SynthCocoDataset, SynthH36MDataset):
+        assert DATASETS.get(cls.__name__) is cls is getattr(synthetic, cls.__name__)
+        assert cls.__module__ == "rle.datasets.synthetic.datasets"

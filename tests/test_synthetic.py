@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import io
 import json
@@ -16,7 +17,11 @@ import cv2
 import numpy as np
 import pytest
 
+from rle.datasets import cameras
+from rle.datasets import coco as real_coco
+from rle.datasets import h36m as real_h36m
 from rle.datasets import synthetic as syn
+from rle.datasets.synthetic import body
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_COCO = SHARED / "data" / "coco_sample" / "test_coco.json"
@@ -138,7 +143,7 @@ def test_coco_categories_equal_real_coco(coco):
     if REAL_COCO.exists():
         expected = json.loads(REAL_COCO.read_text())["categories"]
     else:
-        expected = [syn.COCO_PERSON_CATEGORY]
+        expected = [real_coco.COCO_PERSON_CATEGORY]
     assert expected[0]["skeleton"][0] == [16, 14] and len(expected[0]["skeleton"]) == 19
     for split in ("train", "val"):
         assert data[split]["categories"] == expected
@@ -209,14 +214,14 @@ def test_h36m_layouts_written_with_real_keys(h36m):
             subject, seq, fname = name.split("/")
             sub_, rest = seq.split("_", 1)
             action, cam = rest.rsplit(".", 1)
-            assert sub_ == subject and action.rsplit("_", 1)[0] in syn.H36M_ACTIONS
-            assert fname.startswith(seq + "_") and cam in syn.H36M_CAMERA_IDS
+            assert sub_ == subject and action.rsplit("_", 1)[0] in real_h36m.H36M_ACTIONS
+            assert fname.startswith(seq + "_") and cam in real_h36m.CAMERA_IDS
             img = cv2.imread(str(h36m["images"] / name))
             assert img.shape == (96, 96, 3)
 
 
 def test_h36m_protocol_split_by_subject(h36m):
-    for split, subjects in (("train", syn.H36M_TRAIN_SUBJECTS), ("test", syn.H36M_TEST_SUBJECTS)):
+    for split, subjects in real_h36m.SPLITS.items():
         npz, rle = _load_split(h36m, split)
         seen = Counter(name.split("/")[0] for name in npz["imgname"])
         assert seen == {s: 2 * 4 for s in subjects}
@@ -291,10 +296,10 @@ def test_h36m_skeleton_proportions_and_chirality(h36m):
     assert np.all((S[:, :, 2] > 1000) & (S[:, :, 2] < 9000))
     # right-handed bodies (no mirror images): up x (right - left shoulder) points forward,
     # where the face looks
-    styles = np.arange(len(syn._STYLES)).repeat(20)
-    body = syn._sample_bodies(np.random.default_rng(0), styles, syn._BONE_MM[None])
-    look = body[:, syn._NOSE] - body[:, syn._HEAD_C]
-    forward = np.cross(body[:, 8] - body[:, 0], body[:, 14] - body[:, 11])
+    styles = np.arange(len(body.STYLES)).repeat(20)
+    pts = body.sample_bodies(np.random.default_rng(0), styles, body.BONE_MM[None])
+    look = pts[:, body.NOSE] - pts[:, body.HEAD_C]
+    forward = np.cross(pts[:, 8] - pts[:, 0], pts[:, 14] - pts[:, 11])
     assert np.all(np.einsum("ij,ij->i", look, forward) > 0)
 
 
@@ -551,3 +556,51 @@ def test_ensure_generates_once_when_processes_race(tmp_path):
     assert all(p.returncode == 0 for p in procs)
     assert stamps[0] == stamps[1] != ""  # generated once, read by both
     assert json.loads((tmp_path / "coco" / ".complete").read_text())["num_train_images"] == 6
+
+
+# ------------------------------------------------------------------ byte identity, shared constants
+CHECKSUMS = json.loads((Path(__file__).parent / "data" / "synthetic_checksums.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(CHECKSUMS["cases"]))
+def test_generated_files_match_the_recorded_checksums(tmp_path, case):
+    """Every file of three small sets is byte-identical to what the generator wrote before it
+    became a package (``tests/data/synthetic_checksums.json``, same arguments and seed)."""
+    kind, kwargs = CHECKSUMS["cases"][case]
+    generate = {"coco": syn.generate_synth_coco, "h36m": syn.generate_synth_h36m}[kind]
+    root = tmp_path / case
+    generate(root, progress=False, **kwargs)
+    got = {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+    assert got == CHECKSUMS["sha256"][case]
+
+
+def test_the_real_datasets_constants_fit_the_body_model():
+    assert real_coco.COCO_PERSON_CATEGORY["keypoints"] == list(real_coco.COCO_KEYPOINT_NAMES)
+    assert len(real_h36m.H36M_ACTIONS) == 15
+    assert len(body.ACTION_STYLE) == len(real_h36m.H36M_ACTIONS)
+    assert real_h36m.H36M_SUBJECTS == real_h36m.SPLITS["train"] + real_h36m.SPLITS["test"]
+
+
+def test_batched_projection_matches_row_by_row():
+    """The writers project (n, 23, 3) batches with :mod:`rle.datasets.cameras`."""
+    x = np.random.default_rng(0).uniform([-500, -500, 2000], [500, 500, 6000], (4, 5, 3))
+    f, c = np.array([[1100.0], [1120.0]]), np.array([[30.0], [33.0]])
+    flat = cameras.project(x.reshape(-1, 3), f, c).reshape(4, 5, 2)
+    np.testing.assert_array_equal(cameras.project(x, f, c), flat)
+
+
+def test_make_reports_generation_and_up_to_date(tmp_path):
+    kw = dict(frames_per_subject=1, subjects=("S9",), image_size=(48, 48), progress=False)
+    first = syn.make(syn.SYNTH_H36M, tmp_path / "h", if_needed=True, **kw)
+    assert first.num_images == 4 and first.seconds is not None
+    assert str(first).endswith("images/s)") and first.paths == syn.ensure_synth_h36m(
+        tmp_path / "h", **kw
+    )
+    again = syn.make(syn.SYNTH_H36M, tmp_path / "h", if_needed=True, **kw)
+    assert again.seconds is None and "is up to date (4 images)" in str(again)
+    with pytest.raises(TypeError, match="bogus"):
+        syn.make(syn.SYNTH_COCO, tmp_path / "c", bogus=1)

@@ -9,19 +9,18 @@
 A previous synthetic generation in ``--out`` is replaced; with ``--if-needed`` nothing is done
 when ``--out/.complete`` already records the same parameters (what configs do through
 :func:`rle.datasets.synthetic.ensure_synth_coco` / ``ensure_synth_h36m``). See
-:mod:`rle.datasets.synthetic` for the written layouts.
+:mod:`rle.datasets.synthetic.coco` and :mod:`rle.datasets.synthetic.h36m` for the written
+layouts; the work is :func:`rle.datasets.synthetic.make`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rle.datasets import synthetic  # noqa: E402
+from rle.datasets import synthetic
+from rle.datasets.h36m import H36M_SUBJECTS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     common(h36m, (256, 256))
     h36m.add_argument("--frames-per-subject", type=int, default=200,
                       help="poses per subject, each rendered by 4 cameras")  # fmt: skip
-    h36m.add_argument("--subjects", nargs="+", default=list(synthetic.H36M_SUBJECTS))
+    h36m.add_argument("--subjects", nargs="+", default=list(H36M_SUBJECTS))
     h36m.add_argument("--cameras", type=Path, default=None,
                       help="MMPose cameras.pkl (default: built-in cameras)")  # fmt: skip
     return parser.parse_args(argv)
@@ -63,33 +62,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    common = dict(image_size=tuple(args.image_size), seed=args.seed, progress=not args.no_progress)
-    if args.dataset == "coco":
-        kw = dict(num_train_images=args.train_images, num_val_images=args.val_images,
-                  person_height=tuple(args.person_height), max_people=args.max_people,
-                  clutter=args.clutter, max_yaw=args.max_yaw, roll=args.roll, **common)  # fmt: skip
-        run = synthetic.ensure_synth_coco if args.if_needed else synthetic.generate_synth_coco
-        images = args.train_images + args.val_images
-    else:
-        kw = dict(subjects=tuple(args.subjects), frames_per_subject=args.frames_per_subject,
-                  cameras_pkl=args.cameras, **common)  # fmt: skip
-        run = synthetic.ensure_synth_h36m if args.if_needed else synthetic.generate_synth_h36m
-        images = 4 * len(args.subjects) * args.frames_per_subject
-    marker = args.out / ".complete"
-    stamp = marker.stat().st_mtime_ns if marker.exists() else None
-    start = time.perf_counter()
+    common = dict(if_needed=args.if_needed, image_size=tuple(args.image_size), seed=args.seed,
+                  progress=not args.no_progress)  # fmt: skip
     try:
-        paths = run(args.out, **kw)
+        if args.dataset == "coco":
+            done = synthetic.make(
+                synthetic.SYNTH_COCO, args.out, num_train_images=args.train_images,
+                num_val_images=args.val_images, person_height=tuple(args.person_height),
+                max_people=args.max_people, clutter=args.clutter, max_yaw=args.max_yaw,
+                roll=args.roll, **common,
+            )  # fmt: skip
+        else:
+            done = synthetic.make(
+                synthetic.SYNTH_H36M, args.out, subjects=tuple(args.subjects),
+                frames_per_subject=args.frames_per_subject, cameras_pkl=args.cameras, **common,
+            )  # fmt: skip
     except (TypeError, ValueError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    seconds = time.perf_counter() - start
-    for key, path in paths.items():
-        print(f"{key:>15}: {path}")
-    if marker.stat().st_mtime_ns == stamp:
-        print(f"{args.out} is up to date ({images} images), nothing generated")
-    else:
-        print(f"{images} images in {seconds:.1f} s ({images / max(seconds, 1e-9):.0f} images/s)")
+    print(done)
     return 0
 
 

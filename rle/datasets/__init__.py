@@ -59,6 +59,6 @@ __all__ = [
 from rle.datasets.h36m import H36MDataset  # noqa: E402
 
 __all__ += ["H36MDataset"]
-from rle.datasets.synth_datasets import SynthCocoDataset, SynthH36MDataset  # noqa: E402
+from rle.datasets.synthetic import SynthCocoDataset, SynthH36MDataset  # noqa: E402
 
 __all__ += ["SynthCocoDataset", "SynthH36MDataset"]

@@ -32,7 +32,7 @@ __all__ = [
 
 
 def world_to_camera_mmpose(x_world: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """``(N, 3)`` world points (units of ``T``) -> camera frame: ``(X - T^T) @ R``."""
+    """``(..., 3)`` world points (units of ``T``) -> camera frame: ``(X - T^T) @ R``."""
     return (np.asarray(x_world, dtype=np.float64) - np.asarray(T).reshape(1, 3)) @ np.asarray(R)
 
 
@@ -58,9 +58,9 @@ def mmpose_to_rle_camera(cam: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
 
 
 def project(x_cam: np.ndarray, f, c) -> np.ndarray:
-    """Pinhole projection of camera-frame points ``(N, 3)`` -> pixels ``(N, 2)``."""
+    """Pinhole projection of camera-frame points ``(..., 3)`` -> pixels ``(..., 2)``."""
     x = np.asarray(x_cam, dtype=np.float64)
-    return x[:, :2] / x[:, 2:3] * np.asarray(f, dtype=np.float64).reshape(1, 2) + np.asarray(
+    return x[..., :2] / x[..., 2:3] * np.asarray(f, dtype=np.float64).reshape(1, 2) + np.asarray(
         c, dtype=np.float64
     ).reshape(1, 2)
 

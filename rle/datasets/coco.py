@@ -24,7 +24,14 @@ from mmengine.logging import print_log
 from rle.datasets.base import KeypointBaseDataset
 from rle.registry import DATASETS
 
-__all__ = ["COCO_KEYPOINT_NAMES", "COCO_SIGMAS", "CocoKeypointDataset", "flip_indices_from_names"]
+__all__ = [
+    "COCO_KEYPOINT_NAMES",
+    "COCO_PERSON_CATEGORY",
+    "COCO_SIGMAS",
+    "COCO_SKELETON",
+    "CocoKeypointDataset",
+    "flip_indices_from_names",
+]
 
 COCO_KEYPOINT_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
@@ -36,6 +43,19 @@ COCO_SIGMAS = (
     0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107,
     0.087, 0.087, 0.089, 0.089,
 )  # fmt: skip
+# COCO's 1-based keypoint links, in the order of the official annotation files
+COCO_SKELETON = (
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
+    (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+)  # fmt: skip
+# the person category as person_keypoints_*.json files write it
+COCO_PERSON_CATEGORY = {
+    "supercategory": "person",
+    "id": 1,
+    "name": "person",
+    "keypoints": list(COCO_KEYPOINT_NAMES),
+    "skeleton": [list(link) for link in COCO_SKELETON],
+}
 
 
 def flip_indices_from_names(names: Sequence[str]) -> List[int]:

@@ -31,7 +31,15 @@ from rle.datasets.cameras import project, world_to_camera_rle
 from rle.datasets.coco import flip_indices_from_names
 from rle.registry import DATASETS
 
-__all__ = ["H36M_JOINT_NAMES", "H36M_SKELETON", "H36MDataset", "SPLITS", "parse_imgname"]
+__all__ = [
+    "H36M_ACTIONS",
+    "H36M_JOINT_NAMES",
+    "H36M_SKELETON",
+    "H36M_SUBJECTS",
+    "H36MDataset",
+    "SPLITS",
+    "parse_imgname",
+]
 
 H36M_JOINT_NAMES = (
     "pelvis", "r_hip", "r_knee", "r_foot", "l_hip", "l_knee", "l_foot", "spine", "thorax",
@@ -42,6 +50,12 @@ H36M_SKELETON = (
     (11, 12), (12, 13), (8, 14), (14, 15), (15, 16),
 )  # fmt: skip
 SPLITS = {"train": ("S1", "S5", "S6", "S7", "S8"), "test": ("S9", "S11")}
+H36M_SUBJECTS = SPLITS["train"] + SPLITS["test"]
+# the 15 actions in the official order (the RLE json's action_idx 2..16)
+H36M_ACTIONS = (
+    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting",
+    "SittingDown", "Smoking", "Photo", "Waiting", "Walking", "WalkDog", "WalkTogether",
+)  # fmt: skip
 
 # the official json numbers the four cameras 1..4; cameras.pkl and image names use their ids
 CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")

@@ -1,4 +1,4 @@
-"""Datasets on the synthetic sets, generated on first use (what the configs point at).
+"""The mmengine datasets on the synthetic sets, generated on first use (what configs name).
 
 A config that names a missing synthetic folder generates it first (deterministic by seed);
 in a multi-process run rank 0 generates while the others wait.
@@ -10,6 +10,8 @@ from typing import Callable, Optional
 
 from rle.datasets.coco import CocoKeypointDataset
 from rle.datasets.h36m import H36MDataset
+from rle.datasets.synthetic.coco import ensure_synth_coco
+from rle.datasets.synthetic.h36m import ensure_synth_h36m
 from rle.registry import DATASETS
 
 __all__ = ["SynthCocoDataset", "SynthH36MDataset", "ensure_once"]
@@ -17,7 +19,16 @@ __all__ = ["SynthCocoDataset", "SynthH36MDataset", "ensure_once"]
 
 def ensure_once(ensure: Callable, root: str, **kwargs):
     """Run ``ensure(root, **kwargs)`` on rank 0 first, then on the others (which then find
-    the folder complete and only read the paths)."""
+    the folder complete and only read the paths).
+
+    Args:
+        ensure: :func:`ensure_synth_coco` or :func:`ensure_synth_h36m`.
+        root: dataset folder.
+        **kwargs: the generator's arguments (``progress`` is set here).
+
+    Returns:
+        The paths dict of the set's generator.
+    """
     from mmengine.dist import barrier, get_rank
 
     if get_rank() == 0:
@@ -53,8 +64,6 @@ class SynthCocoDataset(CocoKeypointDataset):
         use_detections: bool = False,
         **kwargs,
     ) -> None:
-        from rle.datasets.synthetic import ensure_synth_coco
-
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         paths = ensure_once(ensure_synth_coco, data_root, **dict(synth_cfg or {}))
@@ -87,8 +96,6 @@ class SynthH36MDataset(H36MDataset):
         synth_cfg: Optional[dict] = None,
         **kwargs,
     ) -> None:
-        from rle.datasets.synthetic import ensure_synth_h36m
-
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if layout not in ("npz", "rle_json"):
