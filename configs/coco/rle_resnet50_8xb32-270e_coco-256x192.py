@@ -1,5 +1,10 @@
 # rle head on ResNet-50, COCO 256x192, 270 epochs (8 GPUs x 32).
-_base_ = ["../_base_/default_runtime.py", "../_base_/coco_resnet50_270e_256x192.py"]
+_base_ = [
+    "../_base_/default_runtime.py",
+    "../_base_/datasets/coco-256x192.py",
+    "../_base_/models/topdown_resnet50.py",
+    "../_base_/schedules/adam-step_270e.py",
+]
 
 # the head block: the only difference between the configs in this folder
 model = dict(

@@ -1,5 +1,10 @@
 # regression-l1 head on ResNet-10t, SynthCOCO demo set 64x48, 15 epochs on a 2-core CPU.
-_base_ = ["../_base_/default_runtime.py", "../_base_/demo_synthcoco.py"]
+_base_ = [
+    "../_base_/default_runtime.py",
+    "../_base_/datasets/synthcoco-demo-64x48.py",
+    "../_base_/models/topdown_resnet10t.py",
+    "../_base_/schedules/adamw-cosine_15e.py",
+]
 
 # the head block: the only difference between the configs in this folder
 model = dict(

@@ -1,5 +1,10 @@
 # samplingargmax-gaussian head on ResNet-18, SynthCOCO 128x96, 20 epochs on one CPU.
-_base_ = ["../_base_/default_runtime.py", "../_base_/synthcoco_resnet18_20e_128x96.py"]
+_base_ = [
+    "../_base_/default_runtime.py",
+    "../_base_/datasets/synthcoco-128x96.py",
+    "../_base_/models/topdown_resnet18.py",
+    "../_base_/schedules/adam-step-warmup_20e.py",
+]
 
 # the head block: the only difference between the configs in this folder
 model = dict(

@@ -1,6 +1,11 @@
 # Synthetic benchmark: samplingargmax-triangular head on ResNet-10t,
 # SynthCOCO benchmark set (3000 train / 500 val images) 64x48, 30 epochs, one CPU.
-_base_ = ["../../_base_/default_runtime.py", "../../_base_/bench_synthcoco_resnet10t_30e_64x48.py"]
+_base_ = [
+    "../../_base_/default_runtime.py",
+    "../../_base_/datasets/synthcoco-bench-64x48.py",
+    "../../_base_/models/topdown_resnet10t.py",
+    "../../_base_/schedules/adamw-cosine_30e.py",
+]
 
 # the head block: the only difference between the configs in this folder
 model = dict(

@@ -1,0 +1,40 @@
+# SynthCOCO (generated on first use, in the genuine COCO format), top-down 128x96: the small CPU
+# setting. COCO's loaders and pipelines (coco-256x192.py) on the generated set, with milder
+# augmentation (no half-body crops, scale 0.8-1.2, rotation up to 20 degrees), 2 workers and
+# val batches of 64.
+_base_ = ["coco-256x192.py"]
+
+data_root = "data/synth_coco"
+synth_cfg = dict(num_train_images=2000, num_val_images=300, image_size=(256, 192), seed=0)
+input_size = (96, 128)  # (w, h)
+
+# the base's pipelines with these arguments changed, by transform type
+changes = dict(
+    RandomBBoxTransform=dict(scale_factor=(0.8, 1.2), rotate_factor=20.0),
+    TopdownAffine=dict(input_size=input_size),
+)
+train_pipeline = [
+    dict(t, **changes.get(t.type, {})) for t in _base_.train_pipeline if t.type != "RandomHalfBody"
+]
+val_pipeline = [dict(t, **changes.get(t.type, {})) for t in _base_.val_pipeline]
+
+train_dataloader = dict(
+    num_workers=2,
+    dataset=dict(
+        _delete_=True,
+        type="SynthCocoDataset",
+        data_root=data_root,
+        split="train",
+        synth_cfg=synth_cfg,
+        pipeline=train_pipeline,
+    ),
+)
+val_dataloader = dict(
+    batch_size=64,
+    num_workers=2,
+    dataset=dict(train_dataloader["dataset"], split="val", test_mode=True, pipeline=val_pipeline),
+)
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + "/annotations/person_keypoints_val.json")
+test_evaluator = val_evaluator
+del changes  # a helper, not a config key
