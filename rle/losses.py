@@ -26,6 +26,15 @@ joint, a unit-scale Q on ``u``)::
 
 ``residual=False`` drops the Q term (direct likelihood estimation, DLE).
 
+The density each variant implies (:func:`residual_log_density`, :func:`residual_quantiles`):
+read as a negative log-likelihood of the normalised residual ``u`` at fixed sigma, the loss is
+``-(m log phi(u) + sum_d log q(u_d))`` with ``m = D`` for the official and MMPose variants
+(``log phi`` counted once per coordinate) and ``m = 1`` for the paper's, and ``q`` the Q term's
+unit density (official Laplace: scale sqrt2; MMPose and paper Laplace: scale 1; Gaussian:
+N(0, 1); none without ``residual``). The loss constrains only the product of sigma and the
+flow's scale, so intervals ``mu +- k sigma`` must take ``k`` from this density, not from a
+fixed Laplace or Gaussian.
+
 Reductions: ``"batchmean"`` divides the weighted sum by the batch size B, as both repositories
 do; ``"mean"`` divides by the summed joint weights; ``"sum"``; ``"none"`` returns ``(B, K)``.
 
@@ -46,8 +55,9 @@ Shape letters: B batch, K keypoints, D coordinate dims (2 or 3).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -61,6 +71,9 @@ __all__ = [
     "RLELossOutput",
     "VARIANTS",
     "coordinate_loss",
+    "flow_marginal_density",
+    "residual_log_density",
+    "residual_quantiles",
     "rle_confidence",
     "rle_loss",
 ]
@@ -260,6 +273,129 @@ def _log_prob_rows(flow, flow_2d, flat: torch.Tensor, w: torch.Tensor) -> torch.
     return out.index_put((idx2,), flow_2d.log_prob(flat[idx2, :2]))
 
 
+def residual_log_density(
+    u: torch.Tensor,
+    flow: nn.Module,
+    *,
+    variant: str = "official",
+    q: str = "laplace",
+    residual: bool = True,
+) -> torch.Tensor:
+    """Unnormalised log-density of the normalised residual that the RLE loss implies.
+
+    ``m * log phi(u) + sum_d log q(u_d)`` up to a constant (module docstring): the loss of
+    :func:`rle_loss` at fixed sigma is its negative.
+
+    Args:
+        u: ``(N, D)`` normalised residuals ``(mu - target) / sigma``.
+        flow: the loss's flow (``log_prob((N, D)) -> (N,)``), ``D`` features.
+        variant, q, residual: as :func:`rle_loss`.
+
+    Returns:
+        ``(N,)`` log-density (not normalised), in ``u``'s dtype.
+    """
+    _check_choice("variant", variant, VARIANTS)
+    _check_choice("q", q, Q_DISTRIBUTIONS)
+    if not isinstance(u, torch.Tensor) or u.dim() != 2:
+        raise ValueError(f"u must be a tensor of shape (N, D), got {getattr(u, 'shape', u)!r}")
+    d = u.shape[1]
+    if getattr(flow, "features", d) != d:
+        raise ValueError(f"flow has {flow.features} features but u has D={d} (shape (N, D))")
+    param = next(flow.parameters(), None)
+    logp = flow.log_prob(u if param is None else u.to(param.dtype)).to(u.dtype)
+    logp = logp * (1 if variant == "paper" else d)
+    if residual:
+        if q == "gaussian":
+            logp = logp - 0.5 * (u**2).sum(1)
+        else:
+            scale = _SQRT_2 if variant == "official" else 1.0
+            logp = logp - u.abs().sum(1) / scale
+    return logp
+
+
+def residual_quantiles(
+    flow: nn.Module,
+    levels: Sequence[float] = (0.5, 0.68, 0.95),
+    *,
+    variant: str = "official",
+    q: str = "laplace",
+    residual: bool = True,
+    grid_size: int = 801,
+    num_samples: int = 20000,
+) -> Dict[float, float]:
+    """Quantiles of one coordinate of ``|u|`` under the density the 2-D RLE loss implies.
+
+    ``{level: k}`` with ``P(|u_d| <= k) = level``, so ``mu +- k * sigma`` is the ``level``
+    interval of each coordinate. The density (:func:`residual_log_density`) is integrated on
+    a ``grid_size``-square grid whose half-width is 4x the 99.9 % quantile of ``|z|`` over
+    ``num_samples`` samples of the flow (fixed seed, so the result is deterministic); the x
+    and y marginals are pooled.
+
+    Args:
+        flow: a 2-D flow with ``log_prob`` and ``inverse`` (:class:`~rle.flow.RealNVP`).
+        levels: each in ``(0, 1)``.
+        variant, q, residual: as :func:`rle_loss`.
+        grid_size: points per axis of the integration grid.
+        num_samples: flow samples that size the grid.
+
+    Returns:
+        ``{level: quantile}`` in units of sigma.
+    """
+    features = getattr(flow, "features", None)
+    if features != 2:
+        raise ValueError(f"residual_quantiles needs a 2-D flow, got features={features}")
+    levels = [float(lv) for lv in levels]
+    if not levels or not all(0 < lv < 1 for lv in levels):
+        raise ValueError(f"levels must be a non-empty sequence in (0, 1), got {levels}")
+    device = next(flow.parameters()).device
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        samples, _ = flow.inverse(torch.randn(num_samples, 2, generator=gen).to(device))
+        half = 4 * float(samples.abs().quantile(0.999).cpu()) + 1e-6
+        axis = np.linspace(-half, half, grid_size)
+        grid = torch.tensor(
+            np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2),
+            dtype=torch.float32,
+            device=device,
+        )
+        # the flow sees the float32 grid (its training precision), the density maths is float64
+        logp = residual_log_density(
+            grid.double(), flow, variant=variant, q=q, residual=residual
+        ).cpu().numpy()
+    p = np.exp(logp - logp.max()).reshape(grid_size, grid_size)
+    p /= p.sum()
+    marg = (p.sum(1) + p.sum(0)) / 2
+    absu = np.abs(axis)
+    order = np.argsort(absu, kind="stable")
+    cdf = np.cumsum(marg[order])
+    return {lv: float(absu[order][min(np.searchsorted(cdf, lv), len(cdf) - 1)]) for lv in levels}
+
+
+def flow_marginal_density(flow: nn.Module, grid: np.ndarray) -> np.ndarray:
+    """The flow's own density of the first coordinate, ``int phi(x, y) dy``, on ``grid``.
+
+    Args:
+        flow: a 2-D flow (:class:`~rle.flow.RealNVP`).
+        grid: ``(G,)`` values of the first coordinate; ``y`` is integrated over ``[-10, 10]``.
+
+    Returns:
+        ``(G,)`` density values.
+    """
+    features = getattr(flow, "features", None)
+    if features != 2:
+        raise ValueError(f"flow_marginal_density needs a 2-D flow, got features={features}")
+    grid = np.asarray(grid, dtype=np.float64)
+    ys = np.linspace(-10, 10, 401)
+    pts = torch.tensor(
+        np.stack(np.meshgrid(grid, ys, indexing="ij"), -1).reshape(-1, 2),
+        dtype=torch.float32,
+        device=next(flow.parameters()).device,
+    )
+    with torch.no_grad():
+        dens = flow.log_prob(pts).exp().cpu().numpy().reshape(len(grid), len(ys))
+    return dens.sum(1) * (ys[1] - ys[0])
+
+
 def rle_confidence(sigma: torch.Tensor) -> torch.Tensor:
     """Keypoint confidence of RLE, ``1 - mean_d sigma``: ``(B, K, D) -> (B, K)``.
 
@@ -360,11 +496,8 @@ class RLELoss(nn.Module):
         _check_choice("reduction", reduction, REDUCTIONS)
         flow_cfg = dict(flow_cfg or {})
         self.num_dims = num_dims
-        self.variant = variant
-        self.q = q
-        self.residual = residual
-        self.reduction = reduction
-        self.min_sigma = min_sigma
+        self.variant, self.q, self.residual = variant, q, residual
+        self.reduction, self.min_sigma = reduction, min_sigma
         self.flow = RealNVP(features=num_dims, **flow_cfg)
         self.flow_2d = (
             RealNVP(features=2, **flow_cfg) if num_dims == 3 and use_2d_flow_for_2d_joints else None
@@ -396,6 +529,12 @@ class RLELoss(nn.Module):
             residual=self.residual,
             reduction=self.reduction,
             min_sigma=self.min_sigma,
+        )
+
+    def residual_quantiles(self, levels: Sequence[float] = (0.5, 0.68, 0.95)) -> Dict[float, float]:
+        """:func:`residual_quantiles` of this loss's (2-D) flow and variant."""
+        return residual_quantiles(
+            self.flow, levels, variant=self.variant, q=self.q, residual=self.residual
         )
 
     def extra_repr(self) -> str:

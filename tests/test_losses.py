@@ -254,3 +254,137 @@ def test_coordinate_loss_samples_average_over_s():
         coordinate_loss(torch.zeros(1, 2, 2), target)
     with pytest.raises(ValueError, match="kind"):
         coordinate_loss(target, target, kind="huber")
+
+
+# -- the density each variant implies ---------------------------------------------------------
+VARIANT_CASES = [
+    (v, q, r) for v in ("official", "mmpose", "paper") for q in ("laplace", "gaussian")
+    for r in (True, False)
+]
+
+
+def _identity_flow(dtype=torch.float32):
+    flow = RealNVP(features=2).to(dtype)
+    for p in flow.parameters():
+        torch.nn.init.zeros_(p)  # s = t = 0: the identity, phi = N(0, I)
+    return flow
+
+
+@pytest.mark.parametrize("variant,q,residual", VARIANT_CASES)
+def test_residual_log_density_is_the_negative_loss_up_to_a_constant(variant, q, residual):
+    """At fixed sigma, rle_loss(mu = target + sigma u) + residual_log_density(u) does not
+    depend on u: the density is exactly what the loss is a negative log of."""
+    from rle.losses import residual_log_density
+
+    torch.manual_seed(0)
+    flow = RealNVP(features=2).double()
+    u = torch.randn(64, 2, dtype=torch.float64) * 1.5
+    logits = torch.full((64, 1, 2), -1.3, dtype=torch.float64)
+    sigma = torch.sigmoid(logits)
+    target = torch.zeros(64, 1, 2, dtype=torch.float64)
+    pred = target + sigma * u[:, None, :]
+    loss = rle_loss(pred, logits, target, flow, variant=variant, q=q, residual=residual,
+                    reduction="none").loss[:, 0]  # fmt: skip
+    total = loss + residual_log_density(u, flow, variant=variant, q=q, residual=residual)
+    assert float((total.max() - total.min()).detach()) < 1e-6
+
+
+def test_residual_log_density_hand_computed():
+    from rle.losses import residual_log_density
+
+    flow = _identity_flow(torch.float64)
+    u = torch.tensor([[0.5, -1.0]], dtype=torch.float64)
+    log_n = -math.log(2 * math.pi) - 0.5 * (0.25 + 1.0)  # log N(u; 0, I)
+    cases = {
+        ("official", "laplace", True): 2 * log_n - 1.5 / math.sqrt(2),
+        ("mmpose", "laplace", True): 2 * log_n - 1.5,
+        ("paper", "laplace", True): log_n - 1.5,
+        ("official", "gaussian", True): 2 * log_n - 0.625,
+        ("paper", "laplace", False): log_n,
+    }
+    for (variant, q, residual), expected in cases.items():
+        got = residual_log_density(u, flow, variant=variant, q=q, residual=residual).detach()
+        assert float(got) == pytest.approx(expected, abs=1e-12), (variant, q, residual)
+    with pytest.raises(ValueError, match="variant"):
+        residual_log_density(u, flow, variant="nope")
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        residual_log_density(u[0], flow)
+    with pytest.raises(ValueError, match="features"):
+        residual_log_density(torch.zeros(1, 3), flow)
+
+
+# every factor that changes the density once: m (paper vs not), the Q family and its scale
+QUANTILE_CASES = [
+    ("official", "laplace", True),
+    ("official", "gaussian", True),
+    ("mmpose", "laplace", True),
+    ("paper", "laplace", True),
+    ("paper", "gaussian", False),
+    ("official", "laplace", False),
+]
+
+
+@pytest.mark.parametrize("variant,q,residual", QUANTILE_CASES)
+def test_residual_quantiles_match_numerical_integration(variant, q, residual):
+    """Identity flow: the implied density factorises into ``exp(-m u^2 / 2) q(u)`` per
+    coordinate; its quantiles from scipy's quadrature agree with the grid's."""
+    from scipy import integrate, optimize
+
+    from rle.losses import residual_quantiles
+
+    m = 1 if variant == "paper" else 2
+
+    def density(x):
+        out = -m * x * x / 2
+        if residual:
+            if q == "gaussian":
+                out -= x * x / 2
+            else:
+                out -= abs(x) / (math.sqrt(2) if variant == "official" else 1.0)
+        return math.exp(out)
+
+    mass = integrate.quad(density, 0, 50)[0]
+
+    def quantile(level):
+        cdf = lambda k: integrate.quad(density, 0, k)[0] / mass - level  # noqa: E731
+        return optimize.brentq(cdf, 1e-9, 50)
+
+    levels = (0.5, 0.68, 0.95)
+    flow = _identity_flow()
+    quantiles = residual_quantiles(flow, levels, variant=variant, q=q, residual=residual,
+                                   grid_size=401)  # fmt: skip
+    assert set(quantiles) == set(levels)
+    for level in levels:
+        assert quantiles[level] == pytest.approx(quantile(level), abs=0.06), level
+
+
+def test_loss_module_quantiles_use_its_variant():
+    from rle.losses import residual_quantiles
+
+    loss = RLELoss(num_dims=2, variant="mmpose", q="gaussian")
+    expected = residual_quantiles(loss.flow, (0.68,), variant="mmpose", q="gaussian")
+    assert loss.residual_quantiles((0.68,)) == expected
+    assert expected != residual_quantiles(loss.flow, (0.68,), variant="paper", q="gaussian")
+
+
+def test_residual_quantiles_bad_input():
+    from rle.losses import residual_quantiles
+
+    flow = _identity_flow()
+    for levels in ([], [0.0], [1.2]):
+        with pytest.raises(ValueError, match="levels"):
+            residual_quantiles(flow, levels)
+    with pytest.raises(ValueError, match="2-D flow"):
+        residual_quantiles(RealNVP(features=3))
+
+
+def test_flow_marginal_density_of_the_identity_is_normal():
+    from scipy.stats import norm
+
+    from rle.losses import flow_marginal_density
+
+    grid = torch.linspace(-3, 3, 13).numpy()
+    dens = flow_marginal_density(_identity_flow(), grid)
+    assert dens == pytest.approx(norm.pdf(grid), abs=1e-5)
+    with pytest.raises(ValueError, match="2-D flow"):
+        flow_marginal_density(RealNVP(features=3), grid)
