@@ -1,7 +1,9 @@
 """Keypoint heads under one interface, and the heatmap decoders they compare.
 
 Importing this package registers every head in the ``rle`` mmengine registry
-(:data:`rle.registry.MODELS`) under its class name.
+(:data:`rle.registry.MODELS`) under its class name. The interface and the shared bodies are in
+:mod:`heads.base`, what the RLE heads share in :mod:`heads.rle_mixin`, the decoders (pure
+functions) in :mod:`heads.functional`, and each head in a module of its own.
 
 Shape letters: B batch, C channels, K keypoints, D coordinate dims, H/W map size, Dz depth bins,
 S samples. Coordinates are normalised (:mod:`rle.coords`).
@@ -13,6 +15,7 @@ from heads.dsnt_head import DSNTHead
 from heads.heatmap_rle_head import HeatmapRLEHead
 from heads.regression_head import RegressionHead
 from heads.rle_head import RLEHead
+from heads.rle_mixin import RLELossMixin
 from heads.sampling_argmax_head import SamplingArgmaxHead
 from heads.soft_argmax_head import SoftArgmaxHead
 
@@ -25,6 +28,7 @@ __all__ = [
     "HeatmapRLEHead",
     "Prediction",
     "RLEHead",
+    "RLELossMixin",
     "RegressionHead",
     "SamplingArgmaxHead",
     "SoftArgmaxHead",

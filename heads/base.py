@@ -6,6 +6,8 @@ A head maps backbone features to keypoints. Tensors in, tensors out (never data 
 * ``loss(feats_or_output, target, target_weight=None) -> dict`` of named tensors; the keys that
   contain ``"loss"`` are summed by mmengine, the others are logged components (detached).
 * ``predict(feats_or_output) -> Prediction(coords, scores, sigma)``
+* ``set_epoch(epoch)``: called before every training epoch (a no-op unless the head has a
+  schedule).
 
 Coordinates are normalised (:mod:`rle.coords`): ``[-0.5, 0.5]`` of the input crop, order
 ``(x, y[, z])``; ``z`` of 3-D heads is normalised the same way over the depth range.
@@ -16,8 +18,10 @@ H/W heatmap size, Dz depth bins.
 
 from __future__ import annotations
 
+import copy
 from typing import Dict, NamedTuple, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from mmengine.model import BaseModule
 from torch import nn
@@ -25,9 +29,20 @@ from torch import nn
 from heads.functional import heatmap_confidence, spatial_softmax
 from rle.losses import COORDINATE_LOSSES, coordinate_loss
 
-__all__ = ["BaseHead", "HeadOutput", "HeatmapHead", "Prediction", "heatmap_trunk"]
+__all__ = [
+    "POOLED_INIT_CFG",
+    "BaseHead",
+    "HeadOutput",
+    "HeatmapHead",
+    "Prediction",
+    "heatmap_trunk",
+]
 
 Feats = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+#: default ``init_cfg`` of the heads regressing from pooled features: N(0, 0.01) weights and zero
+#: biases for every ``nn.Linear`` (the flow's layers are not ``nn.Linear``, see rle.flow)
+POOLED_INIT_CFG = dict(type="Normal", layer="Linear", std=0.01, bias=0)
 
 
 class HeadOutput(NamedTuple):
@@ -61,16 +76,22 @@ class Prediction(NamedTuple):
 class BaseHead(BaseModule):
     """Base of every head.
 
+    It owns the arguments every head shares; a subclass takes them as ``*args, **kwargs``,
+    passes them on to ``super().__init__`` and declares only its own options, keyword-only.
+
     Args:
         in_channels: C of the (last) backbone feature map.
         num_keypoints: K.
         num_dims: D, 2 or 3.
         loss_weight: multiplies the main loss.
-        init_cfg: mmengine initialisation config.
+        init_cfg: mmengine initialisation config; ``None`` uses the class's
+            :attr:`default_init_cfg`.
     """
 
     #: whether the head predicts sigma (and so a per-keypoint interval)
     has_sigma = False
+    #: the ``init_cfg`` used when none is given (copied, never modified)
+    default_init_cfg = None
 
     def __init__(
         self,
@@ -80,6 +101,8 @@ class BaseHead(BaseModule):
         loss_weight: float = 1.0,
         init_cfg=None,
     ) -> None:
+        if init_cfg is None:
+            init_cfg = copy.deepcopy(self.default_init_cfg)
         super().__init__(init_cfg=init_cfg)
         for name, value in (("in_channels", in_channels), ("num_keypoints", num_keypoints)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -110,11 +133,14 @@ class BaseHead(BaseModule):
         return feats
 
     def _output(self, feats_or_output) -> HeadOutput:
+        """``feats_or_output`` if it is a :class:`HeadOutput`, else ``self(feats_or_output)``."""
         if isinstance(feats_or_output, HeadOutput):
             return feats_or_output
         return self(feats_or_output)
 
-    def _check_target(self, output: HeadOutput, target, target_weight):
+    def _check_target(self, output: HeadOutput, target, target_weight) -> None:
+        """Raise unless ``target`` is ``(B, K, D)`` like ``output.coords`` and ``target_weight``
+        is ``None``, ``(B, K)``, ``(B, K, 1)`` or ``(B, K, D)``."""
         expected = tuple(output.coords.shape)
         if not isinstance(target, torch.Tensor):
             raise TypeError(f"target must be a torch.Tensor (B, K, D), got {type(target).__name__}")
@@ -151,7 +177,24 @@ class BaseHead(BaseModule):
     def predict(self, feats_or_output) -> Prediction:
         """Decode for inference: ``Prediction(coords, scores, sigma)``."""
         output = self._output(feats_or_output)
-        return Prediction(output.coords, self.scores(output), output.sigma)
+        return Prediction(coords=output.coords, scores=self.scores(output), sigma=output.sigma)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called with the 0-based epoch before each training epoch (by
+        :class:`rle.engine.SetEpochHook`). A no-op here; heads with a schedule override it
+        (sampling-argmax's temperature)."""
+
+    # -- uncertainty ------------------------------------------------------------------------------
+    def interval_scale(self, levels: Sequence[float]) -> Optional[Dict[float, float]]:
+        """``{level: k}`` such that ``coords +- k * sigma`` is the ``level`` interval of each
+        coordinate under the head's own predictive density, or ``None`` where the head defines
+        none (here: every head without an RLE density; see :class:`heads.RLELossMixin`)."""
+        return None
+
+    def residual_density(self, grid) -> Optional[np.ndarray]:
+        """The density the head learned for one coordinate of the normalised residual
+        ``(coords - target) / sigma``, on ``grid`` ``(G,)`` (units of sigma), or ``None``."""
+        return None
 
 
 def heatmap_trunk(
@@ -200,7 +243,8 @@ class HeatmapHead(BaseHead):
     """Shared body of the heatmap heads: trunk -> 1x1 conv -> logits -> heatmaps -> coords.
 
     Args:
-        in_channels, num_keypoints, num_dims, loss_weight, init_cfg: see :class:`BaseHead`.
+        *args, **kwargs: ``in_channels``, ``num_keypoints``, ``num_dims``, ``loss_weight``,
+            ``init_cfg`` of :class:`BaseHead`.
         depth_bins: Dz of the volumetric 3-D mode (``num_dims=3``): the final conv predicts
             ``K * Dz`` channels reshaped to ``(B, K, Dz, H, W)``.
         deconv_channels, deconv_kernel, conv_channels: the trunk (:func:`heatmap_trunk`).
@@ -208,38 +252,35 @@ class HeatmapHead(BaseHead):
         loss: coordinate loss kind (``"l1"``, ``"l2"``, ``"smooth_l1"``, ``"euclidean"``).
     """
 
+    default_init_cfg = [
+        dict(type="Normal", layer=["ConvTranspose2d"], std=0.001),
+        dict(type="Constant", layer="BatchNorm2d", val=1, bias=0),
+        dict(type="Normal", layer=["Conv2d"], std=0.001, bias=0),
+    ]
+
     def __init__(
         self,
-        in_channels: int,
-        num_keypoints: int,
-        num_dims: int = 2,
+        *args,
         depth_bins: int = 64,
         deconv_channels: Sequence[int] = (256, 256, 256),
         deconv_kernel: int = 4,
         conv_channels: Sequence[int] = (),
         beta: float = 1.0,
         loss: str = "l1",
-        loss_weight: float = 1.0,
-        init_cfg=None,
+        **kwargs,
     ) -> None:
-        if init_cfg is None:
-            init_cfg = [
-                dict(type="Normal", layer=["ConvTranspose2d"], std=0.001),
-                dict(type="Constant", layer="BatchNorm2d", val=1, bias=0),
-                dict(type="Normal", layer=["Conv2d"], std=0.001, bias=0),
-            ]
-        super().__init__(in_channels, num_keypoints, num_dims, loss_weight, init_cfg)
-        if num_dims == 3 and (not isinstance(depth_bins, int) or depth_bins < 1):
+        super().__init__(*args, **kwargs)
+        if self.num_dims == 3 and (not isinstance(depth_bins, int) or depth_bins < 1):
             raise ValueError(f"depth_bins must be a positive int, got {depth_bins!r}")
         if not beta > 0:
             raise ValueError(f"beta must be positive, got {beta!r}")
-        self.depth_bins = depth_bins if num_dims == 3 else 1
+        self.depth_bins = depth_bins if self.num_dims == 3 else 1
         self.beta = float(beta)
         self.loss_kind = loss
         if loss not in COORDINATE_LOSSES:
             raise ValueError(f"loss must be one of {COORDINATE_LOSSES}, got {loss!r}")
-        self.trunk = heatmap_trunk(in_channels, deconv_channels, deconv_kernel, conv_channels)
-        self.final = nn.Conv2d(self.trunk.out_channels, num_keypoints * self.depth_bins, 1)
+        self.trunk = heatmap_trunk(self.in_channels, deconv_channels, deconv_kernel, conv_channels)
+        self.final = nn.Conv2d(self.trunk.out_channels, self.num_keypoints * self.depth_bins, 1)
 
     def heatmap_logits(self, feats: Feats) -> torch.Tensor:
         """Unnormalised maps ``(B, K, H, W)`` or ``(B, K, Dz, H, W)``."""
@@ -256,7 +297,7 @@ class HeatmapHead(BaseHead):
     def forward(self, feats: Feats) -> HeadOutput:
         logits = self.heatmap_logits(feats)
         heatmaps = spatial_softmax(logits, self.beta)
-        return HeadOutput(self.decode(logits, heatmaps), None, heatmaps, logits, None)
+        return HeadOutput(coords=self.decode(logits, heatmaps), heatmaps=heatmaps, logits=logits)
 
     def scores(self, output: HeadOutput) -> torch.Tensor:
         return heatmap_confidence(output.heatmaps)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from heads.base import BaseHead, HeadOutput
+from heads.base import POOLED_INIT_CFG, BaseHead, HeadOutput
 from rle.losses import COORDINATE_LOSSES, coordinate_loss
 from rle.registry import MODELS
 
@@ -22,31 +22,24 @@ class RegressionHead(BaseHead):
     It has no confidence: :meth:`predict` scores every keypoint 1.
 
     Args:
-        in_channels, num_keypoints, num_dims, loss_weight, init_cfg: see :class:`BaseHead`.
+        *args, **kwargs: ``in_channels``, ``num_keypoints``, ``num_dims``, ``loss_weight``,
+            ``init_cfg`` of :class:`heads.base.BaseHead`.
         loss: ``"l1"`` (RLE paper's baseline), ``"l2"``, ``"smooth_l1"`` (MMPose's) or
             ``"euclidean"``.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        num_keypoints: int,
-        num_dims: int = 2,
-        loss: str = "l1",
-        loss_weight: float = 1.0,
-        init_cfg=None,
-    ) -> None:
-        if init_cfg is None:
-            init_cfg = dict(type="Normal", layer="Linear", std=0.01, bias=0)
-        super().__init__(in_channels, num_keypoints, num_dims, loss_weight, init_cfg)
+    default_init_cfg = POOLED_INIT_CFG
+
+    def __init__(self, *args, loss: str = "l1", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         if loss not in COORDINATE_LOSSES:
             raise ValueError(f"loss must be one of {COORDINATE_LOSSES}, got {loss!r}")
         self.loss_kind = loss
-        self.fc = nn.Linear(in_channels, num_keypoints * num_dims)
+        self.fc = nn.Linear(self.in_channels, self.num_keypoints * self.num_dims)
 
     def forward(self, feats) -> HeadOutput:
         x = F.adaptive_avg_pool2d(self._feature_map(feats), 1).flatten(1)
-        return HeadOutput(self.fc(x).view(x.shape[0], self.num_keypoints, self.num_dims))
+        return HeadOutput(coords=self.fc(x).view(x.shape[0], self.num_keypoints, self.num_dims))
 
     def loss(self, feats_or_output, target, target_weight=None) -> Dict[str, torch.Tensor]:
         output = self._output(feats_or_output)

@@ -2,53 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from heads.base import BaseHead, HeadOutput
-from rle.losses import RLELoss, rle_confidence
+from heads.base import POOLED_INIT_CFG, BaseHead, HeadOutput
+from heads.rle_mixin import RLELossMixin
 from rle.registry import MODELS
 
 __all__ = ["RLEHead"]
 
 
 @MODELS.register_module()
-class RLEHead(BaseHead):
+class RLEHead(RLELossMixin, BaseHead):
     """Regression with RLE (Li et al., ICCV 2021), 2-D or 3-D.
 
     Global average pooling, then ``fc_coord`` (mu) and ``fc_sigma`` (sigma logits). As in the
     official model, ``fc_coord`` acts on the L2-normalised pooled feature
-    (``normalize_feats=True``): the coordinate scale does not follow the feature norm.
+    (``normalize_feats=True``): the coordinate scale does not follow the feature norm. Loss and
+    confidence: :class:`heads.rle_mixin.RLELossMixin`.
 
     Args:
-        in_channels, num_keypoints, num_dims, loss_weight, init_cfg: see :class:`BaseHead`.
+        *args, **kwargs: ``in_channels``, ``num_keypoints``, ``num_dims``, ``loss_weight``,
+            ``init_cfg`` of :class:`heads.base.BaseHead`.
         normalize_feats: divide ``fc_coord``'s product by the feature norm (official RLE).
         loss_cfg: keyword arguments of :class:`rle.losses.RLELoss` (``variant``, ``q``,
             ``residual``, ``reduction``, ``use_2d_flow_for_2d_joints``, ``flow_cfg``).
     """
 
-    has_sigma = True
+    default_init_cfg = POOLED_INIT_CFG
 
     def __init__(
-        self,
-        in_channels: int,
-        num_keypoints: int,
-        num_dims: int = 2,
-        normalize_feats: bool = True,
-        loss_cfg: Optional[dict] = None,
-        loss_weight: float = 1.0,
-        init_cfg=None,
+        self, *args, normalize_feats: bool = True, loss_cfg: Optional[dict] = None, **kwargs
     ) -> None:
-        if init_cfg is None:
-            init_cfg = dict(type="Normal", layer="Linear", std=0.01, bias=0)
-        super().__init__(in_channels, num_keypoints, num_dims, loss_weight, init_cfg)
+        super().__init__(*args, **kwargs)
         self.normalize_feats = normalize_feats
-        self.fc_coord = nn.Linear(in_channels, num_keypoints * num_dims)
-        self.fc_sigma = nn.Linear(in_channels, num_keypoints * num_dims)
-        self.loss_module = RLELoss(num_dims=num_dims, **dict(loss_cfg or {}))
+        out_features = self.num_keypoints * self.num_dims
+        self.fc_coord = nn.Linear(self.in_channels, out_features)
+        self.fc_sigma = nn.Linear(self.in_channels, out_features)
+        self._init_loss_module(loss_cfg)
 
     def forward(self, feats) -> HeadOutput:
         x = F.adaptive_avg_pool2d(self._feature_map(feats), 1).flatten(1)
@@ -60,18 +54,6 @@ class RLEHead(BaseHead):
         else:
             coords = self.fc_coord(x)
         sigma_logits = self.fc_sigma(x).view(shape)
-        return HeadOutput(coords.view(shape), torch.sigmoid(sigma_logits), None, None, sigma_logits)
-
-    def loss(self, feats_or_output, target, target_weight=None) -> Dict[str, torch.Tensor]:
-        output = self._output(feats_or_output)
-        self._check_target(output, target, target_weight)
-        out = self.loss_module(output.coords, output.sigma_logits, target, target_weight)
-        return {
-            "loss_rle": self.loss_weight * out.loss,
-            "rle_nf": out.nf_term.detach(),
-            "rle_q": out.q_term.detach(),
-            "rle_log_sigma": out.log_sigma.detach().mean(),
-        }
-
-    def scores(self, output: HeadOutput) -> torch.Tensor:
-        return rle_confidence(output.sigma).clamp(0.0, 1.0)
+        return HeadOutput(
+            coords=coords.view(shape), sigma=torch.sigmoid(sigma_logits), sigma_logits=sigma_logits
+        )

@@ -23,7 +23,8 @@ class SamplingArgmaxHead(HeatmapHead):
         num_samples: S (30 for COCO, 10 for Human3.6M in the paper).
         tau: Gumbel-softmax temperature; ``tau_schedule=True`` follows the reference schedule
             through :meth:`set_epoch` (2-D: 2 -> 0.5 over 25 epochs).
-        form: ``"official"`` (``softmax(h + g/tau)``) or ``"textbook"``.
+        variant: ``"official"`` (``softmax(h + g/tau)``) or ``"textbook"``
+            (``softmax((h + g)/tau)``), see :func:`heads.functional.sampling_argmax`.
         clip_integral: the official 2-D model's sign-clipped integral gradient.
         chunk_size: bound memory by processing samples in chunks (checkpointed).
         generator: optional ``torch.Generator`` for the sampling noise.
@@ -37,7 +38,7 @@ class SamplingArgmaxHead(HeatmapHead):
         num_samples: int = 30,
         tau: float = 2.0,
         tau_schedule: bool = True,
-        form: str = "official",
+        variant: str = "official",
         clip_integral: bool = False,
         chunk_size: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
@@ -48,19 +49,20 @@ class SamplingArgmaxHead(HeatmapHead):
         self.num_samples = num_samples
         self.tau = float(tau)
         self.tau_schedule = tau_schedule
-        self.form = form
+        self.variant = variant
         self.clip_integral = clip_integral
         self.chunk_size = chunk_size
         self.generator = generator
-        # validate the sampling arguments once, on a tiny map
+        # validate the sampling arguments once, on a tiny map (this draws from the global RNG:
+        # seeded runs depend on it, so it stays)
         sampling_argmax(
-            torch.zeros(1, 1, 2), self.tau, num_samples, basis, form=form, chunk_size=chunk_size
+            torch.zeros(1, 1, 2),
+            self.tau,
+            num_samples,
+            basis,
+            variant=variant,
+            chunk_size=chunk_size,
         )
-
-    def set_epoch(self, epoch: int) -> None:
-        """Apply the reference temperature schedule (when ``tau_schedule``)."""
-        if self.tau_schedule:
-            self.tau = sampling_argmax_tau(epoch, self.num_dims)
 
     def decode(self, logits: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
         return heatmap_expectation(heatmaps)
@@ -74,9 +76,14 @@ class SamplingArgmaxHead(HeatmapHead):
             self.num_samples,
             self.basis,
             training=True,
-            form=self.form,
+            variant=self.variant,
             generator=self.generator,
             clip_integral=self.clip_integral,
             chunk_size=self.chunk_size,
         )
         return {"loss_kpt": self.coordinate_loss(samples, target, target_weight)}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Apply the reference temperature schedule (when ``tau_schedule``)."""
+        if self.tau_schedule:
+            self.tau = sampling_argmax_tau(epoch, self.num_dims)

@@ -44,17 +44,50 @@ import torch
 
 __all__ = [
     "FRAMES",
+    "coordinate_grid",
+    "flip_coords",
     "from_frame",
     "from_index",
-    "flip_coords",
+    "index_to_norm",
+    "norm_to_index",
     "to_frame",
     "to_index",
-    "coordinate_grid",
 ]
 
 FRAMES = ("norm", "index", "rle", "mmpose", "dsntnn", "kornia")
 
 SizeLike = Union[int, Sequence[int]]
+
+
+def index_to_norm(index, n):
+    """The convention's formula, index units -> normalised: ``(j + 0.5) / n - 0.5``.
+
+    The one place the formula is written. No validation, and the arithmetic is exactly the
+    expression above, so it works on any array type (torch tensors, numpy arrays, Python floats)
+    and gives the same bits as writing the expression out. Prefer :func:`from_index` for
+    validated tensors.
+
+    Args:
+        index: ``(..., D)`` (or any shape) coordinates in bin index units.
+        n: the number of bins: a scalar, or sizes broadcasting against ``index`` (``(D,)``).
+
+    Returns:
+        normalised coordinates, the shape of ``index`` broadcast with ``n``.
+    """
+    return (index + 0.5) / n - 0.5
+
+
+def norm_to_index(coords, n):
+    """Inverse of :func:`index_to_norm`: ``(c + 0.5) * n - 0.5`` (any array type, no validation).
+
+    Args:
+        coords: ``(..., D)`` (or any shape) normalised coordinates.
+        n: the number of bins: a scalar, or sizes broadcasting against ``coords`` (``(D,)``).
+
+    Returns:
+        coordinates in bin index units, the shape of ``coords`` broadcast with ``n``.
+    """
+    return (coords + 0.5) * n - 0.5
 
 
 def _sizes(coords: torch.Tensor, sizes: SizeLike) -> torch.Tensor:
@@ -84,8 +117,7 @@ def to_index(coords: torch.Tensor, sizes: SizeLike) -> torch.Tensor:
     Returns:
         ``(..., D)`` coordinates in index units: ``(c + 0.5) * n - 0.5``.
     """
-    n = _sizes(coords, sizes)
-    return (coords + 0.5) * n - 0.5
+    return norm_to_index(coords, _sizes(coords, sizes))
 
 
 def from_index(index: torch.Tensor, sizes: SizeLike) -> torch.Tensor:
@@ -95,8 +127,7 @@ def from_index(index: torch.Tensor, sizes: SizeLike) -> torch.Tensor:
         index: ``(..., D)`` coordinates in index units, order ``(x, y[, z])``.
         sizes: map size per coordinate, ``(W[, H[, Dz]])``.
     """
-    n = _sizes(index, sizes)
-    return (index + 0.5) / n - 0.5
+    return index_to_norm(index, _sizes(index, sizes))
 
 
 def _check_frame(frame: str) -> None:
@@ -120,7 +151,7 @@ def to_frame(coords: torch.Tensor, sizes: SizeLike, frame: str) -> torch.Tensor:
         _sizes(coords, sizes)
         return coords
     n = _sizes(coords, sizes)
-    j = (coords + 0.5) * n - 0.5
+    j = norm_to_index(coords, n)
     if frame == "index":
         return j
     if frame == "rle":
@@ -156,7 +187,7 @@ def from_frame(values: torch.Tensor, sizes: SizeLike, frame: str) -> torch.Tenso
         return 0.5 * values
     else:
         j = (values + 1.0) * (n - 1) / 2.0
-    return (j + 0.5) / n - 0.5
+    return index_to_norm(j, n)
 
 
 def flip_coords(coords: torch.Tensor, axis: int = 0) -> torch.Tensor:
@@ -165,7 +196,12 @@ def flip_coords(coords: torch.Tensor, axis: int = 0) -> torch.Tensor:
     Args:
         coords: ``(..., D)`` normalised coordinates.
         axis: which coordinate to negate.
+
+    Returns:
+        ``(..., D)`` mirrored coordinates (a new tensor).
     """
+    if not isinstance(coords, torch.Tensor):
+        raise TypeError(f"coords must be a torch.Tensor, got {type(coords).__name__}")
     if coords.dim() < 1 or not 0 <= axis < coords.shape[-1]:
         raise ValueError(
             f"axis must index the last dim of coords {tuple(coords.shape)}, got {axis}"
@@ -182,4 +218,4 @@ def coordinate_grid(
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     dtype = dtype if dtype is not None else torch.get_default_dtype()
-    return (torch.arange(size, dtype=dtype, device=device) + 0.5) / size - 0.5
+    return index_to_norm(torch.arange(size, dtype=dtype, device=device), size)

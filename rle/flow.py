@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 INITS = ("near_identity", "torch_default")
+#: the reference implementations whose state-dict keys :func:`to_reference_state_dict` writes
+VARIANTS = ("official", "mmpose")
 
 
 class FlowLinear(nn.Module):
@@ -116,18 +118,20 @@ class AffineCoupling(Transform):
         self.t = _mlp(features, hidden_features, tanh=False)
 
     def _scale_shift(self, inputs: torch.Tensor):
+        """``(1 - m, m * x, s, t)``: the transformed-coordinate mask, the conditioning part of
+        ``inputs`` and the masked scale and shift, shared by both directions."""
         m = self.mask.to(inputs.dtype)
         kept = inputs * m
         inv = 1 - m
-        return m, inv, kept, self.s(kept) * inv, self.t(kept) * inv
+        return inv, kept, self.s(kept) * inv, self.t(kept) * inv
 
     def forward(self, inputs: torch.Tensor, context=None):
-        _, inv, kept, s, t = self._scale_shift(inputs)
+        inv, kept, s, t = self._scale_shift(inputs)
         outputs = inv * (inputs - t) * torch.exp(-s) + kept
         return outputs, -s.sum(-1)
 
     def inverse(self, inputs: torch.Tensor, context=None):
-        _, inv, kept, s, t = self._scale_shift(inputs)
+        inv, kept, s, t = self._scale_shift(inputs)
         outputs = kept + inv * (inputs * torch.exp(s) + t)
         return outputs, s.sum(-1)
 
@@ -227,9 +231,10 @@ class RealNVP(Flow):
         converted = from_reference_state_dict(state_dict, self.num_layers, prefix=prefix)
         return self.load_state_dict(converted, strict=strict)
 
-    def reference_state_dict(self, flavour: str = "official") -> Dict[str, torch.Tensor]:
-        """This flow's weights under the reference keys (``"official"`` or ``"mmpose"``)."""
-        return to_reference_state_dict(self.state_dict(), flavour=flavour)
+    def reference_state_dict(self, variant: str = "official") -> Dict[str, torch.Tensor]:
+        """This flow's weights under the reference keys of ``variant`` (``"official"`` or
+        ``"mmpose"``, see :func:`to_reference_state_dict`)."""
+        return to_reference_state_dict(self.state_dict(), variant=variant)
 
 
 _REF_KEY = re.compile(r"^(s|t)\.(\d+)\.(\d+)\.(weight|bias)$")
@@ -276,12 +281,20 @@ def from_reference_state_dict(
 
 
 def to_reference_state_dict(
-    state_dict: Mapping[str, torch.Tensor], flavour: str = "official"
+    state_dict: Mapping[str, torch.Tensor], variant: str = "official"
 ) -> Dict[str, torch.Tensor]:
-    """:class:`RealNVP` keys -> official (``flavour="official"``) or MMPose keys (adds the
-    ``loc`` / ``cov`` buffers of MMPose's prior)."""
-    if flavour not in ("official", "mmpose"):
-        raise ValueError(f"flavour must be 'official' or 'mmpose', got {flavour!r}")
+    """:class:`RealNVP` keys -> the keys of a reference implementation.
+
+    Args:
+        state_dict: a :class:`RealNVP` state dict.
+        variant: which reference: ``"official"`` (the RLE repository) or ``"mmpose"`` (the
+            same keys plus the ``loc`` / ``cov`` buffers of MMPose's prior).
+
+    Raises:
+        ValueError: an unknown ``variant``, or keys that are not a :class:`RealNVP`'s.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     masks: Dict[int, torch.Tensor] = {}
     nets: Dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
@@ -306,7 +319,7 @@ def to_reference_state_dict(
             for idx in (0, 2, 4):
                 for kind in ("weight", "bias"):
                     out[f"{net}.{i}.{idx}.{kind}"] = nets[f"{net}.{layers - 1 - i}.{idx}.{kind}"]
-    if flavour == "mmpose":
+    if variant == "mmpose":
         dim = out["mask"].shape[1]
         out["loc"] = torch.zeros(dim)
         out["cov"] = torch.eye(dim)

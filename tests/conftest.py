@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Tuple
 
 import numpy as np
 import pytest
 import torch
+
+from rle.flow import RealNVP
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -35,3 +38,22 @@ def assert_close(actual, expected, rtol, atol):
 
 
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def golden_flows(golden: dict, dtype: torch.dtype) -> Tuple[RealNVP, RealNVP]:
+    """The 2-D and 3-D reference flows of ``rle_reference.pt``, loaded and cast to ``dtype``."""
+    f2 = RealNVP(2).to(dtype)
+    f2.load_reference_state_dict(golden["flow2d_state_dict"])
+    f3 = RealNVP(3).to(dtype)
+    f3.load_reference_state_dict(golden["flow3d_state_dict"])
+    return f2, f3
+
+
+def average_loss(losses: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """dsntnn's ``average_loss``: the mean of per-location losses ``(B, K)`` over ``mask``, the
+    denominator clamped at 1 (how the golden dsntnn objectives were reduced)."""
+    if mask is None:
+        return losses.sum() / max(losses.numel(), 1)
+    if mask.shape != losses.shape:
+        raise ValueError(f"mask must have shape {tuple(losses.shape)}, got {tuple(mask.shape)}")
+    return (losses * mask).sum() / mask.sum().clamp(min=1)

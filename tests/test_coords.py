@@ -1,5 +1,6 @@
 """The coordinate convention and its converters."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -11,6 +12,8 @@ from rle.coords import (
     flip_coords,
     from_frame,
     from_index,
+    index_to_norm,
+    norm_to_index,
     to_frame,
     to_index,
 )
@@ -22,6 +25,20 @@ def test_bin_centres_exact():
     assert grid.tolist() == [-0.375, -0.125, 0.125, 0.375]
     idx = torch.tensor([[0.0], [1.5], [3.0], [-0.5], [3.5]], dtype=torch.float64)
     assert from_index(idx, 4).flatten().tolist() == [-0.375, 0.0, 0.375, -0.5, 0.5]
+
+
+def test_formula_is_the_same_for_numpy_and_torch():
+    # the one implementation of the formula serves numpy (dataset transforms) and torch
+    # (decoders) with exactly the arithmetic written out: same bits, both directions
+    rng = np.random.default_rng(0)
+    idx = rng.uniform(-1, 64, size=(5, 17, 2))
+    sizes = np.array([48, 64])
+    assert np.array_equal(index_to_norm(idx, sizes), (idx + 0.5) / sizes - 0.5)
+    assert np.array_equal(norm_to_index(idx, sizes), (idx + 0.5) * sizes - 0.5)
+    t = torch.from_numpy(idx).float()
+    assert torch.equal(index_to_norm(t, 48), (t + 0.5) / 48 - 0.5)
+    assert torch.equal(from_index(t, (48, 64)), index_to_norm(t, torch.tensor([48.0, 64.0])))
+    np.testing.assert_allclose(norm_to_index(index_to_norm(idx, sizes), sizes), idx, atol=1e-12)
 
 
 def test_reference_frames_value_of_bin_j():
@@ -83,3 +100,5 @@ def test_bad_input():
         to_index(torch.zeros(1, 2), (0, 4))
     with pytest.raises(ValueError, match="axis"):
         flip_coords(torch.zeros(1, 2), axis=2)
+    with pytest.raises(TypeError, match="coords"):
+        flip_coords([0.1, 0.2])

@@ -15,21 +15,13 @@ from rle.flow import (
     to_reference_state_dict,
 )
 from rle.losses import RLELoss
-from tests.conftest import TOL, assert_close, decimal64
-
-
-def _flows(golden, dtype):
-    f2 = RealNVP(2).to(dtype)
-    f2.load_reference_state_dict(golden["flow2d_state_dict"])
-    f3 = RealNVP(3).to(dtype)
-    f3.load_reference_state_dict(golden["flow3d_state_dict"])
-    return f2, f3
+from tests.conftest import TOL, assert_close, decimal64, golden_flows
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_golden_flow_outputs(rle_golden, dtype):
     exp = rle_golden["expected_float32" if dtype == torch.float32 else "expected_float64"]
-    f2, f3 = _flows(rle_golden, dtype)
+    f2, f3 = golden_flows(rle_golden, dtype)
     x = rle_golden["inputs"]["flow_x"]
     x = x.float() if dtype == torch.float32 else decimal64(x)
     z, logdet = f2(x)
@@ -56,7 +48,7 @@ def test_state_dict_conversion_both_directions(rle_golden):
     assert list(back) == list(ref)
     for key in ref:
         assert torch.equal(back[key], ref[key]), key
-    mm = flow.reference_state_dict("mmpose")
+    mm = flow.reference_state_dict(variant="mmpose")
     assert set(mm) == set(rle_golden["flow2d_state_dict_mmpose"])
     torch.testing.assert_close(mm["cov"], torch.eye(2))
     # MMPose keys, and a whole checkpoint under MMPose 1.x's prefix
@@ -86,8 +78,8 @@ def test_state_dict_conversion_errors(rle_golden):
         from_reference_state_dict({**ref, "loc": torch.ones(2)})
     with pytest.raises(ValueError, match="num_layers=4"):
         from_reference_state_dict(ref, num_layers=4)
-    with pytest.raises(ValueError, match="flavour"):
-        to_reference_state_dict(RealNVP(2).state_dict(), flavour="nflows")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        to_reference_state_dict(RealNVP(2).state_dict(), variant="nflows")
 
 
 @settings(max_examples=30, deadline=None)

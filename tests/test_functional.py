@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import heads.functional as HF
 from rle.coords import from_frame, to_frame, to_index
+from tests.conftest import average_loss
 
 CASES = ["1d", "2d", "3d"]
 TOL = dict(rtol=1e-10, atol=1e-12)
@@ -81,8 +82,8 @@ def test_dsntnn_parity(dec_golden, case):
     dsntnn_frame = lambda c: to_frame(c, sizes, "dsntnn")  # noqa: E731
     euc = HF.euclidean_losses(dsntnn_frame(coords), dsntnn_frame(mu))
     torch.testing.assert_close(euc, out[f"dsntnn_euclidean_{case}"], **TOL)
-    torch.testing.assert_close(HF.average_loss(euc), out[f"dsntnn_average_euclidean_{case}"], **TOL)
-    total = HF.average_loss(euc + HF.js_reg(probs, mu, 1))
+    torch.testing.assert_close(average_loss(euc), out[f"dsntnn_average_euclidean_{case}"], **TOL)
+    total = average_loss(euc + HF.js_reg(probs, mu, 1))
     torch.testing.assert_close(total, out[f"dsntnn_average_euc_plus_js1_{case}"], **TOL)
 
 
@@ -95,7 +96,7 @@ def test_ipr_and_debias_parity(dec_golden, case, beta):
     key = f"{case}_beta{beta}"
     mm = to_frame(HF.soft_argmax(logits, beta), sizes, "mmpose")
     torch.testing.assert_close(mm, out[f"mmpose_ipr_{key}"], **TOL)
-    mm_debias = HF.debiased_soft_argmax(logits, beta, form="mmpose")
+    mm_debias = HF.debiased_soft_argmax(logits, beta, variant="mmpose")
     torch.testing.assert_close(
         to_frame(mm_debias, sizes, "mmpose"), out[f"mmpose_ipr_debias_{key}"], **TOL
     )
@@ -145,7 +146,7 @@ def test_dsntnn_objective_gradient(dec_golden):
     x = inp["logits_2d"].clone().requires_grad_()
     probs = HF.spatial_softmax(x)
     mu = from_frame(inp["mu_t_2d_dsntnn"], (12, 16), "dsntnn")
-    loss = HF.average_loss(HF.euclidean_losses(2 * HF.dsnt(probs), 2 * mu) + HF.js_reg(probs, mu))
+    loss = average_loss(HF.euclidean_losses(2 * HF.dsnt(probs), 2 * mu) + HF.js_reg(probs, mu))
     loss.backward()
     torch.testing.assert_close(x.grad, out["grad_dsntnn_euc_js1_2d"], **TOL)
 
@@ -164,7 +165,7 @@ def test_edge_and_overflow_cases(dec_golden):
         to_frame(HF.soft_argmax(edge), s, "mmpose"), out["edge_mmpose_ipr_beta1"], **TOL
     )
     torch.testing.assert_close(
-        to_frame(HF.debiased_soft_argmax(edge, form="mmpose"), s, "mmpose"),
+        to_frame(HF.debiased_soft_argmax(edge, variant="mmpose"), s, "mmpose"),
         out["edge_mmpose_ipr_debias_beta1"],
         **TOL,
     )
@@ -173,13 +174,13 @@ def test_edge_and_overflow_cases(dec_golden):
     )
     big = inp["logits_2d_big"]
     torch.testing.assert_close(
-        to_frame(HF.debiased_soft_argmax(big, form="mmpose"), s, "mmpose"),
+        to_frame(HF.debiased_soft_argmax(big, variant="mmpose"), s, "mmpose"),
         out["big_mmpose_ipr_debias_beta1_float64"],
         **TOL,
     )
     big32 = big.float().requires_grad_()
     # MMPose's formula overflows to NaN in fp32 (reproduced); ours stays finite and exact
-    assert torch.isnan(HF.debiased_soft_argmax(big32, form="mmpose")).all()
+    assert torch.isnan(HF.debiased_soft_argmax(big32, variant="mmpose")).all()
     assert torch.isnan(out["big_mmpose_ipr_debias_beta1_float32"]).all()
     ours = HF.debiased_soft_argmax(big32)
     torch.testing.assert_close(to_index(ours, s), out["big_derived_debias_index_float32"].float())
@@ -335,7 +336,7 @@ def test_gradcheck_decoders(dims):
         lambda t: HF.kl_reg(HF.spatial_softmax(t), mu, 1.5),
         lambda t: HF.variance_reg(HF.spatial_softmax(t), 1.0),
         lambda t: HF.sampling_argmax(t, 1.0, 3, "uniform", noise=noise),
-        lambda t: HF.sampling_argmax(t, 1.0, 3, "triangular", noise=noise, form="textbook"),
+        lambda t: HF.sampling_argmax(t, 1.0, 3, "triangular", noise=noise, variant="textbook"),
         lambda t: HF.sampling_argmax(t, 0.7, 3, "gaussian", noise=gauss_noise),
     ]
     for fn in fns:
@@ -372,20 +373,20 @@ def test_chunked_checkpoint_recomputes_the_same_noise(monkeypatch):
         return out.detach(), xg.grad
 
     out_ckpt, grad_ckpt = grad_of()
-    monkeypatch.setattr(HF, "checkpoint", lambda fn, *args, **kw: fn(*args))
+    monkeypatch.setattr(HF.sampling, "checkpoint", lambda fn, *args, **kw: fn(*args))
     out_plain, grad_plain = grad_of()
     assert torch.equal(out_ckpt, out_plain)
     torch.testing.assert_close(grad_ckpt, grad_plain, rtol=1e-12, atol=1e-14)
 
 
-def test_official_form_samples_flatter_concrete_at_low_tau():
+def test_official_variant_samples_flatter_concrete_at_low_tau():
     torch.manual_seed(0)
     x = 3 * torch.randn(1, 1, 16, 16, dtype=torch.float64)
     spread = {}
-    for form in ("official", "textbook"):
+    for variant in ("official", "textbook"):
         gen = torch.Generator().manual_seed(1)
-        s = HF.sampling_argmax(x, 0.1, 200, "uniform", form=form, generator=gen)
-        spread[form] = s.std(dim=2).mean().item()
+        s = HF.sampling_argmax(x, 0.1, 200, "uniform", variant=variant, generator=gen)
+        spread[variant] = s.std(dim=2).mean().item()
     # textbook softmax((h+g)/tau) at tau 0.1 gives near one-hot samples of softmax(h); the
     # official softmax(h + g/tau) is a Concrete with logits tau*h = 0.1 h: flatter, more spread
     assert spread["official"] > 1.1 * spread["textbook"]
@@ -415,8 +416,10 @@ def test_bad_input():
         )
     with pytest.raises(ValueError, match="max_ratio"):
         HF.debiased_soft_argmax(torch.zeros(1, 1, 4, 4), max_ratio=1.0)
-    with pytest.raises(ValueError, match="form"):
-        HF.sampling_argmax(torch.zeros(1, 1, 4, 4), form="concrete")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        HF.sampling_argmax(torch.zeros(1, 1, 4, 4), variant="concrete")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        HF.debiased_soft_argmax(torch.zeros(1, 1, 4, 4), variant="official")
     with pytest.raises(ValueError, match="num_samples"):
         HF.sampling_argmax(torch.zeros(1, 1, 4, 4), num_samples=0)
     with pytest.raises(ValueError, match="sizes"):

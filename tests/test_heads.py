@@ -1,5 +1,7 @@
 """One contract test over every registered head, plus head-specific checks."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from rle.registry import MODELS
 
 HEAD_NAMES = sorted(n for n, c in MODELS.module_dict.items() if issubclass(c, heads.BaseHead))
 HEATMAP_KW = dict(deconv_channels=(8,), depth_bins=4)
+OVERFIT_STEPS = 40
 
 
 def build(name, num_dims=2, **kw):
@@ -48,6 +51,7 @@ def test_head_contract(name, num_dims):
         torch.testing.assert_close(out.heatmaps.flatten(2).sum(-1), torch.ones(2, 3))
     target = torch.rand(2, 3, num_dims) - 0.5
     weight = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.5, 1.0]])
+    torch.manual_seed(1)  # sampling-argmax draws its samples from the global RNG
     losses = head.loss(out, target, weight)
     assert any("loss" in k for k in losses)
     for value in losses.values():
@@ -57,7 +61,12 @@ def test_head_contract(name, num_dims):
     for pname, param in head.named_parameters():
         assert param.grad is not None, f"{name}: no gradient for {pname}"
         assert torch.isfinite(param.grad).all(), pname
-    # loss from features gives the same as loss from the output
+    # loss from features gives the same as loss from the output, to the bit (one code path)
+    torch.manual_seed(1)
+    from_feats = head.loss(feats, target, weight)
+    assert from_feats.keys() == losses.keys()
+    for key, value in losses.items():
+        assert torch.equal(from_feats[key], value), f"{name}: {key}"
     head.eval()
     with torch.no_grad():
         pred = head.predict(feats)
@@ -67,6 +76,52 @@ def test_head_contract(name, num_dims):
         assert ((pred.scores >= 0) & (pred.scores <= 1)).all()
         assert (pred.sigma is not None) == head.has_sigma
         assert torch.isfinite(pred.coords).all()
+
+
+@pytest.mark.parametrize("num_dims", [2, 3])
+@pytest.mark.parametrize("name", HEAD_NAMES)
+def test_head_overfits_one_batch(name, num_dims):
+    # a few dozen Adam steps on one fixed batch must drive every loss term down and the
+    # predictions towards the targets: a sign error in any loss (or a gradient that does not
+    # reach the parameters) breaks it
+    torch.manual_seed(0)
+    head = build(name, num_dims)
+    head.train()
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(4, 16, 4, 3, generator=gen)
+    target = torch.rand(4, 3, num_dims, generator=gen) * 0.6 - 0.3
+    optim = torch.optim.Adam(head.parameters(), lr=0.01)
+
+    def step():
+        out = head(feats)
+        losses = head.loss(out, target)
+        error = (out.coords - target).abs().mean().item()
+        log_sigma = out.sigma.log().mean().item() if head.has_sigma else None
+        return losses, error, log_sigma
+
+    first, first_error, first_log_sigma = step()
+    for _ in range(OVERFIT_STEPS):
+        losses, _, _ = step()
+        optim.zero_grad()
+        sum(v for k, v in losses.items() if "loss" in k).backward()
+        optim.step()
+    last, last_error, last_log_sigma = step()
+    # every optimised term, and the RLE terms logged separately (a sign flip in one of them
+    # can hide in the total), falls by a third of its size
+    for key in [k for k in first if "loss" in k] + [k for k in ("rle_nf", "rle_q") if k in first]:
+        a, b = first[key].item(), last[key].item()
+        assert b < a - 0.3 * abs(a), f"{name} {num_dims}-D: {key} {a:.4f} -> {b:.4f}"
+        if not head.has_sigma:
+            # distances and divergences: a flipped sign would "fall" below zero
+            assert min(a, b) >= 0, f"{name} {num_dims}-D: {key} {a:.4f} -> {b:.4f} < 0"
+    assert last_error < 0.7 * first_error, (
+        f"{name} {num_dims}-D: mean |coords - target| {first_error:.4f} -> {last_error:.4f}"
+    )
+    if head.has_sigma:
+        # the residuals shrink, so must the predicted scale
+        assert last_log_sigma < first_log_sigma - 0.1, (
+            f"{name} {num_dims}-D: mean log sigma {first_log_sigma:.3f} -> {last_log_sigma:.3f}"
+        )
 
 
 @pytest.mark.parametrize("name", HEAD_NAMES)
@@ -111,6 +166,22 @@ def test_rle_head_normalised_coordinate_layer():
     assert torch.isfinite(zero.coords).all()
 
 
+def test_set_epoch_hook_calls_every_head():
+    from rle.engine import SetEpochHook
+
+    hook = SetEpochHook()
+    sampling = build("SamplingArgmaxHead")
+    hook.before_train_epoch(SimpleNamespace(model=SimpleNamespace(head=sampling), epoch=30))
+    assert sampling.tau == 0.5
+    for name in HEAD_NAMES:  # the base head's set_epoch is a no-op: nothing changes
+        head = build(name)
+        before = {k: v.clone() for k, v in head.state_dict().items()}
+        wrapped = SimpleNamespace(module=SimpleNamespace(head=head))  # a DDP-style wrapper
+        hook.before_train_epoch(SimpleNamespace(model=wrapped, epoch=0))
+        assert all(torch.equal(v, head.state_dict()[k]) for k, v in before.items())
+    hook.before_train_epoch(SimpleNamespace(model=SimpleNamespace(), epoch=0))  # no head
+
+
 def test_sampling_head_schedule_and_test_time_soft_argmax():
     head = build("SamplingArgmaxHead")
     head.set_epoch(0)
@@ -121,6 +192,18 @@ def test_sampling_head_schedule_and_test_time_soft_argmax():
     from heads.functional import soft_argmax
 
     torch.testing.assert_close(out.coords, soft_argmax(out.logits))
+    assert build("SamplingArgmaxHead", variant="textbook").variant == "textbook"
+    with pytest.raises(ValueError, match="variant must be one of"):
+        build("SamplingArgmaxHead", variant="concrete")
+
+
+@pytest.mark.parametrize("name", ["RLEHead", "HeatmapRLEHead"])
+def test_rle_heads_share_the_mixin(name):
+    head = build(name)
+    assert isinstance(head, heads.RLELossMixin) and head.has_sigma
+    assert type(head).loss is heads.RLELossMixin.loss
+    with pytest.raises(TypeError, match="loss_cfg"):
+        build(name, loss_cfg=["laplace"])
 
 
 def test_dsnt_head_regularisers():

@@ -23,7 +23,7 @@ class _SoftArgmaxOnInput(BaseHead):
 
     def forward(self, feats):
         x = self._feature_map(feats)
-        return HeadOutput(soft_argmax(x), None, spatial_softmax(x), x)
+        return HeadOutput(coords=soft_argmax(x), heatmaps=spatial_softmax(x), logits=x)
 
     def scores(self, output):
         return heatmap_confidence(output.heatmaps)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from rle.coords import index_to_norm, norm_to_index
 from rle.datasets.geometry import fix_aspect_ratio, get_warp_matrix, warp_points
 from rle.registry import TRANSFORMS
 
@@ -275,7 +276,7 @@ def keypoints_to_image(
     exact inverse of :class:`TopdownAffine`'s warp. The result is in the frame the keypoints were in
     when the crop was made (the mirrored image for a sample that :class:`RandomFlip` flipped)."""
     w, h = input_size
-    idx = (np.asarray(coords, dtype=np.float64) + 0.5) * np.array([w, h]) - 0.5
+    idx = norm_to_index(np.asarray(coords, dtype=np.float64), np.array([w, h]))
     inv = get_warp_matrix(center, scale, rotation, (w, h), inv=True)
     return warp_points(idx, inv)
 
@@ -368,7 +369,7 @@ class EncodeKeypoints:
 
     def __call__(self, results: dict) -> dict:
         w, h = results["input_size"]
-        labels = (results["transformed_keypoints"] + 0.5) / np.array([w, h]) - 0.5
+        labels = index_to_norm(results["transformed_keypoints"], np.array([w, h]))
         if self.num_dims == 3:
             if "keypoints_cam" not in results:
                 raise KeyError("EncodeKeypoints(num_dims=3) needs 'keypoints_cam' (K, 3) in mm")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from mmengine.model import BaseModel
 
+from rle.coords import flip_coords
 from rle.datasets.transforms import keypoints_to_image
 from rle.registry import MODELS
 
@@ -103,9 +104,7 @@ class TopdownPoseEstimator(BaseModel):
                 raise ValueError("flip_test needs flip_indices in the data samples")
             idx = torch.as_tensor(flip_indices, device=coords.device)
             flipped = self.head.predict(self.extract_feat(inputs.flip(-1)))
-            sign = torch.ones(coords.shape[-1], device=coords.device, dtype=coords.dtype)
-            sign[0] = -1
-            coords = (coords + flipped.coords[:, idx] * sign) / 2
+            coords = (coords + flip_coords(flipped.coords[:, idx], axis=0)) / 2
             scores = (scores + flipped.scores[:, idx]) / 2
             if sigma is not None:
                 sigma = (sigma + flipped.sigma[:, idx]) / 2

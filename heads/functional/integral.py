@@ -1,0 +1,216 @@
+"""Integral decoders: softmax, expectation (DSNT), soft-argmax (IPR), its debiased form, and
+the heatmap confidence.
+
+Expectations are computed marginal-first (sum the probabilities to one 1-D marginal per axis, then
+dot with the 1-D grid): no full-size coordinate grid is ever built.
+
+Shape letters: B batch, K keypoints, D coordinate dims, H/W map size (Dz depth bins).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
+
+from heads.functional._maps import bin_grid, check_positive, marginals, sizes_xyz, spatial_dims
+from rle.coords import from_frame, to_frame
+
+__all__ = [
+    "DEBIASED_VARIANTS",
+    "debiased_soft_argmax",
+    "dsnt",
+    "heatmap_confidence",
+    "heatmap_expectation",
+    "soft_argmax",
+    "spatial_softmax",
+]
+
+#: the formulas :func:`debiased_soft_argmax` implements
+DEBIASED_VARIANTS = ("stable", "mmpose")
+
+
+def spatial_softmax(logits: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Softmax over all spatial bins of each map: ``heatmaps = softmax(beta * logits)``.
+
+    Args:
+        logits: ``(B, K, W)``, ``(B, K, H, W)`` or ``(B, K, Dz, H, W)`` unnormalised maps.
+        beta: inverse temperature (IPR's beta).
+
+    Returns:
+        heatmaps of the same shape, each map summing to 1.
+    """
+    d = spatial_dims(logits, "logits")
+    check_positive("beta", beta)
+    flat = logits.flatten(-d)
+    if beta != 1.0:
+        flat = flat * beta
+    return F.softmax(flat, dim=-1).view_as(logits)
+
+
+def _expect(marginal: torch.Tensor) -> torch.Tensor:
+    return torch.matmul(marginal, bin_grid(marginal.shape[-1], marginal.dtype, marginal.device))
+
+
+def heatmap_expectation(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Expected location of normalised heatmaps (DSNT), marginal-first.
+
+    Args:
+        heatmaps: ``(B, K, W)``, ``(B, K, H, W)`` or ``(B, K, Dz, H, W)`` probability maps
+            (each summing to 1; not checked).
+
+    Returns:
+        coords ``(B, K, D)`` in normalised coordinates, order ``(x, y[, z])``.
+    """
+    d = spatial_dims(heatmaps, "heatmaps")
+    return torch.stack([_expect(m) for m in marginals(heatmaps, d)], dim=-1)
+
+
+def dsnt(heatmaps: torch.Tensor) -> torch.Tensor:
+    """DSNT (Nibali et al. 2018): :func:`heatmap_expectation` under dsntnn's name.
+
+    ``dsntnn.dsnt(h) == 2 * dsnt(h)`` (dsntnn's frame is ``(2j+1)/n - 1``).
+    """
+    return heatmap_expectation(heatmaps)
+
+
+class _SoftArgmax(torch.autograd.Function):
+    """Softmax + marginal-first expectation with a fused backward.
+
+    ``dJ_a / dh_i = beta p_i (g_a(i) - J_a)``, so the gradient is ``p`` times an outer sum of
+    one small vector per axis: two passes over the map instead of autograd's expand-add and
+    softmax backward. Only ``p`` is saved, as autograd would.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, beta, d):
+        p = spatial_softmax(logits, beta)
+        grids = []
+        coords = []
+        for m in marginals(p, d):
+            grid = bin_grid(m.shape[-1], m.dtype, m.device)
+            grids.append(grid)
+            coords.append(torch.matmul(m, grid))
+        coords = torch.stack(coords, dim=-1)
+        ctx.save_for_backward(p, coords)
+        ctx.grids = grids
+        ctx.beta = beta
+        ctx.d = d
+        return coords
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        p, coords = ctx.saved_tensors
+        d = ctx.d
+        out = None
+        for axis, grid in enumerate(ctx.grids):
+            # (B, K, n): beta * dL/dJ_a * (g_a - J_a), broadcast along the other axes
+            g = grad[..., axis : axis + 1]
+            a = (grid - coords[..., axis : axis + 1]) * (g if ctx.beta == 1.0 else g * ctx.beta)
+            shape = [1] * d
+            shape[d - 1 - axis] = grid.shape[0]
+            a = a.reshape(*a.shape[:-1], *shape)
+            if out is None:
+                out = p * a
+            else:
+                out.addcmul_(p, a)
+        return out, None, None
+
+
+def soft_argmax(logits: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Soft-argmax / integral regression (IPR): expectation of ``softmax(beta * logits)``.
+
+    Marginal-first with a fused backward (first-order differentiable; use
+    ``heatmap_expectation(spatial_softmax(logits, beta))`` for higher-order gradients).
+
+    Args:
+        logits: ``(B, K, W)``, ``(B, K, H, W)`` or ``(B, K, Dz, H, W)``.
+        beta: inverse temperature.
+
+    Returns:
+        coords ``(B, K, D)``, normalised, order ``(x, y[, z])``.
+    """
+    d = spatial_dims(logits, "logits")
+    check_positive("beta", beta)
+    return _SoftArgmax.apply(logits, float(beta), d)
+
+
+def heatmap_confidence(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Keypoint confidence of a heatmap head: the peak probability of each map, ``(B, K)``.
+
+    (MMPose's integral heads report 1 for every keypoint, which carries no information.)
+    """
+    d = spatial_dims(heatmaps, "heatmaps")
+    return heatmaps.flatten(-d).amax(dim=-1)
+
+
+def debiased_soft_argmax(
+    logits: torch.Tensor,
+    beta: float = 1.0,
+    *,
+    heatmaps: Optional[torch.Tensor] = None,
+    variant: str = "stable",
+    max_ratio: float = 0.99,
+    return_ratio: bool = False,
+) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """Soft-argmax with the background bias removed (Gu, Yang, Yao, ICCV 2021).
+
+    Softmax gives every background bin (logit 0) mass ``exp(0) = 1``, pulling the expectation
+    toward the map centre ``c``. With ``C = sum_i exp(beta h_i)`` over the N bins and
+    ``r = N / C``: ``J_hat = (1 - r) J + r c``, so ``J = (J_hat - r c) / (1 - r)``. In the
+    normalised convention the grid-matched centre is exactly ``c = 0``.
+
+    ``r`` is computed as ``exp(log N - logsumexp(beta h))`` (no overflow at large logits). The
+    correction is singular at ``r = 1`` and meaningless for ``r > 1`` (negative background
+    logits): ``r`` is clamped at ``max_ratio`` so the amplification ``1 / (1 - r)`` stays bounded
+    and gradients stay finite. It is only meaningful when the network is trained through it.
+
+    Args:
+        logits: ``(B, K, *spatial)`` unnormalised maps.
+        beta: inverse temperature, used for both the softmax and ``C``.
+        heatmaps: ``softmax(beta * logits)`` if already computed (a head reuses its own).
+        variant: ``"stable"`` (above) or ``"mmpose"``: MMPose's formula verbatim, for comparison
+            (``C`` from the raw logits ignoring beta, sum instead of mean, centre 1/2 in its
+            ``j/n`` frame; numerically a no-op and NaN at logits ~100 in fp32).
+        max_ratio: guard on ``r`` (0 < max_ratio < 1).
+        return_ratio: also return ``r`` ``(B, K, 1)``.
+
+    Returns:
+        coords ``(B, K, D)`` normalised (and ``r`` if asked).
+    """
+    d = spatial_dims(logits, "logits")
+    check_positive("beta", beta)
+    if not 0 < max_ratio < 1:
+        raise ValueError(f"max_ratio must be in (0, 1), got {max_ratio}")
+    if variant not in DEBIASED_VARIANTS:
+        raise ValueError(f"variant must be one of {DEBIASED_VARIANTS}, got {variant!r}")
+    if heatmaps is None:
+        heatmaps = spatial_softmax(logits, beta)
+    elif heatmaps.shape != logits.shape:
+        raise ValueError(
+            f"heatmaps must have the shape of logits {tuple(logits.shape)}, "
+            f"got {tuple(heatmaps.shape)}"
+        )
+    coords = heatmap_expectation(heatmaps)
+    flat = logits.flatten(-d)
+    if variant == "mmpose":
+        big_c = flat.exp().sum(-1, keepdim=True)
+        ratio = 1.0 / big_c
+        sizes = sizes_xyz(logits, d)
+        # MMPose's formula lives in its j/n frame, whose centre is 1/2
+        j_over_n = to_frame(coords, sizes, "mmpose")
+        debiased = big_c / (big_c - 1) * (j_over_n - 1 / (2 * big_c))
+        coords = from_frame(debiased, sizes, "mmpose")
+    else:
+        log_n = math.log(flat.shape[-1])
+        log_ratio = log_n - torch.logsumexp(flat * beta, dim=-1, keepdim=True)
+        # clamp in log space: exp of an unclamped log_ratio can overflow to inf, and the
+        # clamp's zero gradient times inf would be NaN
+        guarded = torch.exp(log_ratio.clamp(max=math.log(max_ratio)))
+        coords = coords / (1.0 - guarded)
+        ratio = torch.exp(log_ratio)
+    return (coords, ratio) if return_ratio else coords
