@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +21,11 @@ import cv2
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rle.datasets import CocoKeypointDataset
 
-from benchmarks.common import table  # noqa: E402
-from rle.datasets import CocoKeypointDataset  # noqa: E402
+from common import table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PIPELINE = [
     dict(type="LoadImage"),

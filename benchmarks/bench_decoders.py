@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from heads.functional import sampling_argmax, soft_argmax
 
-from benchmarks.common import median_times, table  # noqa: E402
-from heads.functional import sampling_argmax, soft_argmax  # noqa: E402
+from common import median_times, table
 
 SHAPE_2D = (32, 17, 64, 48)
 SHAPE_3D = (8, 17, 32, 32, 32)

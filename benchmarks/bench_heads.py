@@ -12,15 +12,13 @@ under 5 % of a training step.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rle.evaluation.costs import flops
+from rle.registry import MODELS
 
-from benchmarks.common import median_times, table  # noqa: E402
-from rle.registry import MODELS  # noqa: E402
+from common import median_times, table
 
 HEADS = {
     "RLEHead": dict(type="RLEHead"),
@@ -47,15 +45,8 @@ def _count(module) -> float:
 
 
 def _flops(model, inputs) -> float:
-    import contextlib
-    import io
-
-    from mmengine.analysis import get_model_complexity_info
-
     model.eval()
-    with contextlib.redirect_stdout(io.StringIO()):  # it lists the modules it skips
-        info = get_model_complexity_info(model, inputs=(inputs,), show_table=False, show_arch=False)
-    return info["flops"] / 1e9
+    return flops(model, inputs) / 1e9
 
 
 def bench(args):

@@ -13,15 +13,10 @@ run interleaved in one process (medians, ratios to the fused form). One thread b
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from common import median_times, table  # noqa: E402
+from common import median_times, table
 
 
 def _model():

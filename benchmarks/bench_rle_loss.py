@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rle.flow import coupling_masks
+from rle.losses import RLELoss
 
-from benchmarks.common import median_times, table  # noqa: E402
-from rle.flow import coupling_masks  # noqa: E402
-from rle.losses import RLELoss  # noqa: E402
+from common import median_times, table
 
 
 class PlainRealNVP(nn.Module):

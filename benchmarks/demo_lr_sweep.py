@@ -5,7 +5,7 @@
 
 Writes one config per lr on top of ``configs/demo/rle_resnet10t_1xb16-15e_synthcoco-64x48.py``
 (only ``optim_wrapper.optimizer.lr`` differs) to ``WORK_ROOT/configs/`` and runs
-``tools/compare.py`` on them with ``--seeds``: the same data, schedule, flip test and
+:func:`rle.compare.compare` on them with ``seeds``: the same data, schedule, flip test and
 evaluation as ``make demo``. Resumable like any comparison (finished runs are skipped). Six
 runs take ~16 min on 2 CPU cores with ``--jobs 2``. The report (AP per run, and mean and std
 over the seeds per lr in ``summary.md``) goes to ``WORK_ROOT/report/``.
@@ -14,12 +14,9 @@ over the seeds per lr in ``summary.md``) goes to ``WORK_ROOT/report/``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 
 BASE = ROOT / "configs/demo/rle_resnet10t_1xb16-15e_synthcoco-64x48.py"
 
@@ -49,15 +46,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if any(lr <= 0 for lr in args.lrs):
         parser.error(f"--lrs must be positive, got {args.lrs}")
-    import compare
+    from rle.compare import compare
 
     work_root = Path(args.work_root)
     configs = write_configs(args.lrs, work_root)
-    seeds = [str(s) for s in args.seeds]
-    compare.main(
-        [*map(str, configs), "--work-root", str(work_root), "--jobs", str(args.jobs)]
-        + ["--seeds", *seeds]
-    )
+    print(compare(configs, work_root=work_root, jobs=args.jobs, seeds=args.seeds))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """mmengine integration that works on current torch and without a GPU.
 
-* :func:`setup_engine` (called by ``tools/train.py`` and ``tools/test.py``):
+* :func:`load_config`: the one config loader of every tool and of :mod:`rle.compare`
+  (``--cfg-options``, seed, work dir, launcher, resume, AMP); :func:`train` and :func:`test` run
+  a loaded config (what ``tools/train.py`` and ``tools/test.py`` call).
+* :func:`setup_engine` (called by :func:`train`, :func:`test` and the comparison):
   - a checkpoint loader for local files with ``torch.load(weights_only=False)``: torch >= 2.6
     defaults to ``weights_only=True`` and mmengine's own checkpoints (HistoryBuffer, numpy
     objects) then fail to load on ``--resume``. Only for trusted local files.
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Optional
+import os.path as osp
+from typing import Optional, Union
 
 import torch
 from mmengine.hooks import Hook
@@ -30,10 +34,15 @@ __all__ = [
     "NonFiniteLossError",
     "NonFiniteLossHook",
     "SetEpochHook",
+    "add_engine_arguments",
+    "config_from_args",
     "finalize_distributed",
     "init_distributed",
+    "load_config",
     "mark_finished",
     "setup_engine",
+    "test",
+    "train",
 ]
 
 _SETUP_DONE = False
@@ -118,6 +127,145 @@ def mark_finished(work_dir, epochs) -> None:
     (work_dir / "done.json").write_text(json.dumps(dict(checkpoint=ckpt, epochs=epochs)))
 
 
+def add_engine_arguments(parser) -> None:
+    """Add the command-line options that ``tools/train.py`` and ``tools/test.py`` share, named
+    as :func:`load_config`'s arguments: ``--work-dir``, ``--cfg-options``, ``--launcher`` (and
+    the ``--local-rank`` that ``torch.distributed.launch`` passes)."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    parser.add_argument("--work-dir", help="where logs and checkpoints go")
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default={},
+        help="override config entries, e.g. train_cfg.max_epochs=2",
+    )
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def load_config(
+    config,
+    *,
+    cfg_options: Optional[dict] = None,
+    work_dir: Optional[str] = None,
+    launcher: str = "none",
+    seed: Optional[int] = None,
+    resume: Union[bool, str, None] = None,
+    amp: bool = False,
+):
+    """Read a config file and apply the options every tool shares.
+
+    Args:
+        config: path of an mmengine config file.
+        cfg_options: ``{"dotted.key": value}`` overrides (``--cfg-options``).
+        work_dir: where logs and checkpoints go; default the config's ``work_dir``, else
+            ``work_dirs/<config file stem>``.
+        launcher: ``"none"``, ``"pytorch"`` or ``"slurm"``; multi-process launchers get the
+            CPU-capable DDP wrapper unless the config names one.
+        seed: overrides ``randomness.seed``.
+        resume: ``True`` (or ``"auto"``): resume from the work dir's latest checkpoint; a path:
+            resume from that checkpoint.
+        amp: mixed precision (mmengine's ``AmpOptimWrapper``, CUDA only).
+
+    Returns:
+        the :class:`mmengine.config.Config`.
+    """
+    from mmengine.config import Config
+
+    if not isinstance(config, (str, os.PathLike)) or not osp.isfile(config):
+        raise FileNotFoundError(f"config file {config!r} does not exist")
+    if launcher not in ("none", "pytorch", "slurm"):
+        raise ValueError(f"launcher must be 'none', 'pytorch' or 'slurm', got {launcher!r}")
+    cfg = Config.fromfile(str(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if seed is not None:
+        cfg.merge_from_dict({"randomness.seed": seed})
+    cfg.launcher = launcher
+    cfg.default_scope = cfg.get("default_scope", "rle")
+    if work_dir is not None:
+        cfg.work_dir = str(work_dir)
+    elif cfg.get("work_dir") is None:
+        cfg.work_dir = osp.join("work_dirs", osp.splitext(osp.basename(str(config)))[0])
+    if amp:
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "amp needs a CUDA device (AmpOptimWrapper is GPU-only in mmengine); train in "
+                "fp32 on the CPU"
+            )
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    if resume is True or resume == "auto":
+        cfg.resume, cfg.load_from = True, None
+    elif resume:
+        cfg.resume, cfg.load_from = True, str(resume)
+    if launcher != "none":
+        cfg.setdefault("model_wrapper_cfg", dict(type="CPUCompatibleDDP"))
+    return cfg
+
+
+def config_from_args(args, **options):
+    """:func:`load_config` from parsed command-line arguments (``config`` and those of
+    :func:`add_engine_arguments`) plus ``options``; a missing file or an impossible option
+    exits with its message instead of a traceback."""
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    try:
+        return load_config(
+            args.config,
+            cfg_options=args.cfg_options,
+            work_dir=args.work_dir,
+            launcher=args.launcher,
+            **options,
+        )
+    except (FileNotFoundError, RuntimeError) as err:
+        raise SystemExit(str(err)) from None
+
+
+def train(cfg):
+    """Train a loaded config (:func:`load_config`) and mark the work dir finished.
+
+    Creates the process group for ``cfg.launcher`` first and destroys it at the end; only the
+    main process writes ``done.json``. Returns the mmengine ``Runner``.
+    """
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+
+    setup_engine()
+    init_distributed(cfg.launcher)
+    runner = Runner.from_cfg(cfg)
+    try:
+        runner.train()
+    except BaseException:
+        finalize_distributed(barrier=False)  # the other ranks may never reach a barrier
+        raise
+    if is_main_process():
+        mark_finished(runner.work_dir, runner.epoch)
+    finalize_distributed()
+    return runner
+
+
+def test(cfg, checkpoint: str) -> dict:
+    """Evaluate ``checkpoint`` with a loaded config's test dataloader and evaluator; returns
+    the metrics."""
+    from mmengine.runner import Runner
+
+    setup_engine()
+    init_distributed(cfg.launcher)
+    cfg.load_from = str(checkpoint)
+    runner = Runner.from_cfg(cfg)
+    try:
+        metrics = runner.test()
+    except BaseException:
+        finalize_distributed(barrier=False)
+        raise
+    finalize_distributed()
+    return metrics
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss component became NaN or infinite."""
 
@@ -153,10 +301,14 @@ class NonFiniteLossHook(Hook):
 
 @HOOKS.register_module()
 class SetEpochHook(Hook):
-    """Call ``head.set_epoch(epoch)`` before each training epoch (sampling-argmax's tau)."""
+    """Call ``model.head.set_epoch(epoch)`` before each training epoch (sampling-argmax's tau).
+
+    Every head has ``set_epoch`` (a no-op on ``heads.BaseHead``); a model without a ``head``
+    attribute is left alone.
+    """
 
     def before_train_epoch(self, runner) -> None:
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         head = getattr(model, "head", None)
-        if head is not None and hasattr(head, "set_epoch"):
+        if head is not None:
             head.set_epoch(runner.epoch)

@@ -1,5 +1,6 @@
-"""tools/compare.py end to end on a tiny generated set: two heads, one iteration each, a
-crashed run in the table, every table and plot written, finished runs skipped on re-run."""
+"""rle.compare end to end on a tiny generated set: two heads, one iteration each, a crashed
+run in the table, every table and plot written, finished runs skipped on re-run; the command
+line of tools/compare.py."""
 
 import json
 import os
@@ -7,6 +8,8 @@ import re
 
 import pytest
 
+from rle.compare import compare, expand_runs
+from rle.compare.training import progress_line
 from tests.test_training import ROOT, _tiny, _tool
 
 HEADS = ["rle_resnet18_1xb32-20e_synthcoco-128x96.py", "ipr_resnet18_1xb32-20e_synthcoco-128x96.py"]
@@ -20,22 +23,16 @@ def _broken_copy(config, tmp_path):
     return broken
 
 
-def test_compare_end_to_end(tmp_path, capsys):
-    compare = _tool("compare")
+def test_compare_end_to_end(tmp_path):
     configs = [ROOT / "configs" / "synthcoco" / name for name in HEADS]
     broken = _broken_copy(configs[0], tmp_path)
-    args = compare.parse_args(
-        [
-            *map(str, configs),
-            str(broken),
-            "--work-root",
-            str(tmp_path / "runs"),
-            "--timing-repeats",
-            "1",
-        ]
+    kwargs = dict(
+        work_root=tmp_path / "runs",
+        timing_repeats=1,
+        cfg_options={**_tiny(configs[0], tmp_path), "train_cfg.max_epochs": 1},
     )
-    args.cfg_options = {**_tiny(configs[0], tmp_path), "train_cfg.max_epochs": 1}
-    rows = compare.run(args)
+    report = compare([*configs, broken], **kwargs)
+    rows = report.rows
     status = {r["name"]: r["status"] for r in rows}
     assert status[configs[0].stem] == "trained" and status[configs[1].stem] == "trained"
     assert status[broken.stem].startswith("crashed: KeyError")
@@ -65,75 +62,75 @@ def test_compare_end_to_end(tmp_path, capsys):
         assert path.stat().st_size > 1000, png
         assert path.read_bytes()[:4] == b"\x89PNG"
     pattern = r"training ([0-9.]+) s, the comparison itself ([0-9.]+) s"
-    split = re.search(pattern, capsys.readouterr().out)
+    split = re.search(pattern, str(report))
     assert split and float(split[1]) > 0 and float(split[2]) > 0
+    assert report.train_seconds > 0 and report.total_seconds > report.train_seconds
+    assert set(report.paths) >= {"markdown", "csv", "json", "examples", "flow_density"}
+    assert report.markdown() in str(report) and report.summary == []
     # re-running skips the finished runs (evaluates their checkpoints)
-    again = compare.run(args)
-    status = {r["name"]: r["status"] for r in again}
+    again = compare([*configs, broken], **kwargs)
+    status = {r["name"]: r["status"] for r in again.rows}
     assert status[configs[0].stem] == "cached" and status[configs[1].stem] == "cached"
-    # the time split is printed: no training on the re-run
-    assert "training 0.0 s, the comparison itself" in capsys.readouterr().out
-    assert all(r["eval_seconds"] > 0 for r in again if r["status"] == "cached")
+    # the time split: no training on the re-run
+    assert "training 0.0 s, the comparison itself" in str(again)
+    assert all(r["eval_seconds"] > 0 for r in again.rows if r["status"] == "cached")
     # a folder of finished work dirs is evaluated where it is (the crashed run has no done.json)
-    from_dirs = compare.run(
-        compare.parse_args([str(tmp_path / "runs"), "--work-root", str(tmp_path / "r2")])
-    )
+    from_dirs = compare([tmp_path / "runs"], work_root=tmp_path / "r2").rows
     assert {r["name"]: r["status"] for r in from_dirs} == {c.stem: "cached" for c in configs}
     assert (tmp_path / "r2" / "report" / "report.md").is_file()
     assert not (tmp_path / "r2" / configs[0].stem).exists()  # nothing retrained or copied
 
 
-def test_compare_reports_when_every_run_crashes(tmp_path):
-    compare = _tool("compare")
+def test_compare_tool_reports_when_every_run_crashes(tmp_path, capsys):
+    tool = _tool("compare")
     broken = tmp_path / "broken_resnet18_1xb32-20e_synthcoco-128x96.py"
     broken.write_text("model = dict(head=dict(type='RLEHead'))\n")  # no datasets at all
-    rows = compare.main([str(broken), "--work-root", str(tmp_path / "runs")])
-    assert rows[0]["status"].startswith("crashed")
+    report = tool.main([str(broken), "--work-root", str(tmp_path / "runs")])
+    assert report.rows[0]["status"].startswith("crashed")
+    assert "| crashed" in capsys.readouterr().out  # the tool prints the report
     assert (tmp_path / "runs" / "report" / "report.md").read_text().count("crashed") == 1
     assert (tmp_path / "runs" / broken.stem / "crash.log").is_file()
 
 
-def test_residual_quantiles_follow_the_loss_variant():
+def test_head_interval_scale_follows_the_loss_variant():
     """An identity flow is N(0, I): the paper's loss without Q implies N(0, 1) per coordinate,
     the official/MMPose ones count log phi per coordinate (phi^2: N(0, 1/2)), and Q narrows it
-    further; heads without a flow get None."""
-    from types import SimpleNamespace
-
+    further; heads without a density of their own give None."""
     import torch
     from scipy.stats import norm
 
-    from rle.losses import RLELoss
+    from rle.registry import MODELS
 
-    compare = _tool("compare")
-
-    def quantiles(**kw):
-        loss = RLELoss(num_dims=2, **kw)
-        for p in loss.flow.parameters():
+    def scale(**loss_cfg):
+        head = MODELS.build(dict(type="RLEHead", in_channels=8, num_keypoints=2,
+                                 loss_cfg=loss_cfg))  # fmt: skip
+        for p in head.loss_module.flow.parameters():
             torch.nn.init.zeros_(p)  # s = t = 0: the identity, phi = N(0, I)
-        return compare._residual_quantiles(SimpleNamespace(head=SimpleNamespace(loss_module=loss)))
+        return head.interval_scale((0.68, 0.95))
 
     z68, z95 = norm.ppf(0.84), norm.ppf(0.975)
-    paper = quantiles(variant="paper", residual=False)
+    paper = scale(variant="paper", residual=False)
     assert abs(paper[0.68] - z68) < 0.04 and abs(paper[0.95] - z95) < 0.04
-    official = quantiles(variant="official", residual=False)
+    official = scale(variant="official", residual=False)
     assert abs(official[0.95] - z95 / 2**0.5) < 0.04
     # Gaussian Q on top of phi^2: exp(-u^2) * exp(-u^2 / 2) = N(0, 1/3)
-    gauss = quantiles(variant="mmpose", q="gaussian", residual=True)
+    gauss = scale(variant="mmpose", q="gaussian", residual=True)
     assert abs(gauss[0.95] - z95 / 3**0.5) < 0.04
-    assert quantiles(variant="official")[0.95] < official[0.95]  # Laplace Q narrows it too
-    assert compare._residual_quantiles(SimpleNamespace(head=SimpleNamespace())) is None
+    assert scale(variant="official")[0.95] < official[0.95]  # Laplace Q narrows it too
+    l1 = MODELS.build(dict(type="RegressionHead", in_channels=8, num_keypoints=2))
+    assert l1.interval_scale((0.68,)) is None and l1.residual_density([0.0]) is None
+    rle3d = MODELS.build(dict(type="RLEHead", in_channels=8, num_keypoints=2, num_dims=3))
+    assert rle3d.interval_scale((0.68,)) is None  # no 3-D interval yet
 
 
 def test_compare_trains_in_parallel_processes(tmp_path, capsys):
-    compare = _tool("compare")
     configs = [ROOT / "configs" / "synthcoco" / name for name in HEADS]
     broken = _broken_copy(configs[0], tmp_path)
-    args = compare.parse_args(
-        [*map(str, configs), str(broken), "--work-root", str(tmp_path / "runs"), "--jobs", "2"]
-        + ["--timing-repeats", "1"]
-    )
-    args.cfg_options = {**_tiny(configs[0], tmp_path), "train_cfg.max_epochs": 1}
-    rows = compare.run(args)
+    report = compare(
+        [*configs, broken], work_root=tmp_path / "runs", jobs=2, timing_repeats=1,
+        cfg_options={**_tiny(configs[0], tmp_path), "train_cfg.max_epochs": 1},
+    )  # fmt: skip
+    rows = report.rows
     status = {r["name"]: r["status"] for r in rows}
     assert status[configs[0].stem] == "trained" and status[configs[1].stem] == "trained"
     assert status[broken.stem].startswith("crashed: training failed")
@@ -145,15 +142,18 @@ def test_compare_trains_in_parallel_processes(tmp_path, capsys):
     assert f"({max(1, (os.cpu_count() or 1) // 2)} threads" in out
     assert (tmp_path / "runs" / "report" / "report.md").read_text().count("trained") == 2
     # the training wall time is the parallel phase, so the comparison's own time stays positive
-    split = re.search(r"training ([0-9.]+) s, the comparison itself ([0-9.]+) s", out)
+    split = re.search(r"training ([0-9.]+) s, the comparison itself ([0-9.]+) s", str(report))
     assert split and float(split[1]) > 0 and float(split[2]) > 0
-    assert compare.parse_args(["x", "--jobs", "2"]).jobs == 2
+    tool = _tool("compare")
+    assert tool.parse_args(["x", "--jobs", "2"]).jobs == 2
     with pytest.raises(SystemExit):
-        compare.parse_args(["x", "--jobs", "0"])
+        tool.parse_args(["x", "--jobs", "0"])
+    for bad in (dict(jobs=0), dict(timing_repeats=0), dict(seeds=[1, 1])):
+        with pytest.raises(ValueError):
+            compare(configs, work_root=tmp_path / "never", **bad)
 
 
 def test_compare_base_config_with_head_blocks(tmp_path):
-    compare = _tool("compare")
     base = ROOT / "configs" / "synthcoco" / HEADS[0]
     heads_file = tmp_path / "heads.py"
     heads_file.write_text(
@@ -163,8 +163,7 @@ def test_compare_base_config_with_head_blocks(tmp_path):
         ")\n"
     )
     work = tmp_path / "runs"
-    args = compare.parse_args([str(base), "--heads", str(heads_file), "--work-root", str(work)])
-    specs = compare.expand(args.configs, args.work_root, args.heads)
+    specs = expand_runs([base], work, heads=str(heads_file))
     assert [s.name for s in specs] == [
         "l1_resnet18_1xb32-20e_synthcoco-128x96",
         "ipr_resnet18_1xb32-20e_synthcoco-128x96",
@@ -177,31 +176,30 @@ def test_compare_base_config_with_head_blocks(tmp_path):
         type="SoftArgmaxHead", num_keypoints=17, deconv_channels=(32,), beta=2.0
     )
     assert cfg.model.backbone.model_name == "resnet18"
-    args.no_train = True
-    rows = compare.run(args)
+    rows = compare([base], work_root=work, heads=str(heads_file), train=False).rows
     assert [r["head"] for r in rows] == ["RegressionHead", "SoftArgmaxHead"]
     assert all("not trained yet" in r["status"] for r in rows)
     bad = tmp_path / "bad.py"
     bad.write_text("heads = dict(x=dict(num_keypoints=17))\n")
-    with pytest.raises(SystemExit, match="type"):
-        compare.expand([str(base)], work, str(bad))
-    with pytest.raises(SystemExit, match="cannot read --heads"):
-        compare.expand([str(base)], work, str(tmp_path / "missing.py"))
+    with pytest.raises(ValueError, match="type"):
+        expand_runs([base], work, heads=str(bad))
+    with pytest.raises(ValueError, match="cannot read heads file"):
+        expand_runs([base], work, heads=str(tmp_path / "missing.py"))
+    with pytest.raises(ValueError, match="exactly one base config"):
+        expand_runs([base, base], work, heads=str(heads_file))
     with pytest.raises(SystemExit):
-        compare.parse_args([str(base), str(base), "--heads", str(heads_file)])
+        _tool("compare").parse_args([str(base), str(base), "--heads", str(heads_file)])
+    with pytest.raises(SystemExit, match="compare: no such config"):  # the tool says what
+        _tool("compare").main([str(tmp_path / "nope.py")])
 
 
 def test_parallel_progress_line_reads_the_log_tail(tmp_path):
-    from types import SimpleNamespace
-
-    compare = _tool("compare")
-    cfg = SimpleNamespace(train_cfg=dict(max_epochs=15))
-    assert compare._progress("a", tmp_path, cfg) == "a starting"
+    assert progress_line("a", tmp_path, 15) == "a starting"
     (tmp_path / "train.log").write_text(
         "x" * 5000
         + "\nINFO - Epoch(train)  [2][ 50/188]  lr: 1e-3\nINFO - Epoch(train) [3][100/188]  lr\n"
     )
-    assert compare._progress("a", tmp_path, cfg) == "a epoch 3/15 (100/188)"
+    assert progress_line("a", tmp_path, 15) == "a epoch 3/15 (100/188)"
 
 
 def test_demo_lr_sweep_changes_only_the_lr(tmp_path):
@@ -247,17 +245,16 @@ def test_summarize_seeds_mean_and_sample_std():
     assert report.seed_group("a-seed12") == "a" and report.seed_group("a-seedx") == "a-seedx"
 
 
-def test_compare_with_seeds(tmp_path, capsys):
+def test_compare_with_seeds(tmp_path):
     import torch
 
-    compare = _tool("compare")
     config = ROOT / "configs" / "synthcoco" / HEADS[0]
     work = tmp_path / "runs"
-    args = compare.parse_args(
-        [str(config), "--seeds", "3", "4", "--work-root", str(work), "--timing-repeats", "1"]
-    )
-    args.cfg_options = {**_tiny(config, tmp_path), "train_cfg.max_epochs": 1}
-    rows = compare.run(args)
+    report = compare(
+        [config], seeds=[3, 4], work_root=work, timing_repeats=1,
+        cfg_options={**_tiny(config, tmp_path), "train_cfg.max_epochs": 1},
+    )  # fmt: skip
+    rows = report.rows
     names = [f"{config.stem}-seed3", f"{config.stem}-seed4"]
     assert [r["name"] for r in rows] == names and all(r["status"] == "trained" for r in rows)
     weights = []
@@ -271,10 +268,11 @@ def test_compare_with_seeds(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert [r["name"] for r in summary] == [config.stem] and summary[0]["seeds"] == 2
     assert summary[0]["AP_std"] is not None
-    assert "over the seeds (mean ± sample std)" in capsys.readouterr().out
+    assert "over the seeds (mean ± sample std)" in str(report)
+    assert report.summary[0]["name"] == config.stem
     assert (out / "summary.md").read_text().count("2/2 seeds") == 1
     for bad in (["--seeds", "1", "1"], ["--seeds", "-1"], ["--timing-repeats", "0"]):
         with pytest.raises(SystemExit):
-            compare.parse_args([str(config), *bad])
-    with pytest.raises(SystemExit, match="finished work dirs"):
-        compare.expand([str(work)], tmp_path / "r2", seeds=[0])
+            _tool("compare").parse_args([str(config), *bad])
+    with pytest.raises(ValueError, match="finished work dirs"):
+        expand_runs([work], tmp_path / "r2", seeds=[0])

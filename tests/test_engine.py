@@ -9,22 +9,18 @@ import pytest
 import torch
 
 from rle.engine import NonFiniteLossError, NonFiniteLossHook
-from tests.test_training import ROOT, _tiny, _tool
+from tests.test_training import ROOT, _tiny
 
 CFG = ROOT / "configs" / "synthcoco" / "regression-l1_resnet18_1xb32-20e_synthcoco-128x96.py"
 
 
 def _runner(tmp_path, extra=None, resume=None):
-    train = _tool("train")
-    argv = [str(CFG), "--work-dir", str(tmp_path / "work")]
-    if resume:
-        argv += ["--resume", resume]
-    cfg = train.build_cfg(train.parse_args(argv))
-    cfg.merge_from_dict(_tiny(CFG, tmp_path))
-    cfg.merge_from_dict(extra or {})
     from mmengine.runner import Runner
 
-    from rle.engine import setup_engine
+    from rle.engine import load_config, setup_engine
+
+    opts = {**_tiny(CFG, tmp_path), **(extra or {})}
+    cfg = load_config(CFG, work_dir=str(tmp_path / "work"), cfg_options=opts, resume=resume)
 
     setup_engine()
     return Runner.from_cfg(cfg)
@@ -91,7 +87,7 @@ def _torchrun(tmp_path, extra, resume=False):
         str(tmp_path / "work"),
     ]
     cmd += (["--resume"] if resume else []) + ["--cfg-options", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     logs = sorted((tmp_path / "work").glob("*/*.log"))

@@ -72,13 +72,11 @@ SYNTH = [
 
 @pytest.mark.parametrize("path", SYNTH, ids=[p.stem for p in SYNTH])
 def test_every_head_trains_and_evaluates(path, tmp_path):
-    train = _tool("train")
-    args = train.parse_args([str(path), "--work-dir", str(tmp_path / "work")])
-    cfg = train.build_cfg(args)
-    cfg.merge_from_dict(_tiny(path, tmp_path))
     from mmengine.runner import Runner
 
-    from rle.engine import setup_engine
+    from rle.engine import load_config, setup_engine
+
+    cfg = load_config(path, work_dir=str(tmp_path / "work"), cfg_options=_tiny(path, tmp_path))
 
     setup_engine()
     runner = Runner.from_cfg(cfg)

@@ -13,6 +13,7 @@ Data-sample dicts (one person instance) use these keys, MMPose-compatible where 
   (:mod:`rle.coords`), ``keypoint_weights`` (K,)
 """
 
+from rle.datasets import transforms
 from rle.datasets.coco import CocoKeypointDataset, flip_indices_from_names
 from rle.datasets.geometry import (
     bbox_xywh_to_center_scale,
@@ -21,44 +22,20 @@ from rle.datasets.geometry import (
     get_warp_matrix,
     warp_points,
 )
-from rle.datasets.transforms import (
-    ColorJitter,
-    EncodeKeypoints,
-    GetBBoxCenterScale,
-    LoadImage,
-    NormalizeImage,
-    PackPoseInputs,
-    RandomBBoxTransform,
-    RandomFlip,
-    RandomHalfBody,
-    TopdownAffine,
-    keypoints_to_image,
-)
+from rle.datasets.h36m import H36MDataset
+from rle.datasets.synthetic import SynthCocoDataset, SynthH36MDataset
+from rle.datasets.transforms import *  # noqa: F403 - the registered transforms, transforms.__all__
 
 __all__ = [
     "CocoKeypointDataset",
-    "ColorJitter",
-    "EncodeKeypoints",
-    "GetBBoxCenterScale",
-    "LoadImage",
-    "NormalizeImage",
-    "PackPoseInputs",
-    "RandomBBoxTransform",
-    "RandomFlip",
-    "RandomHalfBody",
-    "TopdownAffine",
+    "H36MDataset",
+    "SynthCocoDataset",
+    "SynthH36MDataset",
     "bbox_xywh_to_center_scale",
     "bbox_xyxy_to_center_scale",
     "fix_aspect_ratio",
     "flip_indices_from_names",
     "get_warp_matrix",
-    "keypoints_to_image",
     "warp_points",
+    *transforms.__all__,
 ]
-
-from rle.datasets.h36m import H36MDataset  # noqa: E402
-
-__all__ += ["H36MDataset"]
-from rle.datasets.synthetic import SynthCocoDataset, SynthH36MDataset  # noqa: E402
-
-__all__ += ["SynthCocoDataset", "SynthH36MDataset"]

@@ -161,14 +161,9 @@ class CocoKeypointDataset(KeypointBaseDataset):
         self.filter_empty = (not test_mode) if filter_empty is None else bool(filter_empty)
         self.missing_images = missing_images
         self.num_skipped_missing = 0
+        # KeypointBaseDataset's own order: ann_file, data_root, data_prefix, pipeline, metainfo
         super().__init__(
-            ann_file=ann_file,
-            data_root=data_root,
-            data_prefix=data_prefix,
-            pipeline=pipeline,
-            metainfo=metainfo,
-            test_mode=test_mode,
-            **kwargs,
+            ann_file, data_root, data_prefix, pipeline, metainfo, test_mode=test_mode, **kwargs
         )
 
     # -- loading ------------------------------------------------------------------------------

@@ -137,14 +137,9 @@ class H36MDataset(KeypointBaseDataset):
             flip_pairs=[(i, j) for i, j in enumerate(flip) if i < j],
             root_index=0,
         )
+        # KeypointBaseDataset's own order: ann_file, data_root, data_prefix, pipeline, metainfo
         super().__init__(
-            ann_file=ann_file,
-            data_root=data_root,
-            data_prefix=data_prefix,
-            pipeline=pipeline,
-            metainfo=metainfo,
-            test_mode=test_mode,
-            **kwargs,
+            ann_file, data_root, data_prefix, pipeline, metainfo, test_mode=test_mode, **kwargs
         )
         self._metainfo["dataset_name"] = "h36m"
 

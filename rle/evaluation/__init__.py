@@ -1,42 +1,18 @@
-"""Evaluation: keypoint metrics as pure functions (:mod:`rle.evaluation.functional`) and
-mmengine metric wrappers (:mod:`rle.evaluation.metrics`)."""
+"""Evaluation: keypoint metrics as pure functions (:mod:`rle.evaluation.functional`), mmengine
+metric wrappers (:mod:`rle.evaluation.metrics`), what a model costs
+(:mod:`rle.evaluation.costs`) and the comparison report (:mod:`rle.evaluation.report`)."""
 
+from rle.evaluation import functional
 from rle.evaluation.dump import DumpPredictions, load_predictions
-from rle.evaluation.functional import (
-    expected_calibration_error,
-    interval_coverage,
-    keypoint_auc,
-    keypoint_epe,
-    keypoint_pck,
-    mpjpe,
-    object_keypoint_similarity,
-    pa_mpjpe,
-    pearson,
-    procrustes_align,
-    reliability_bins,
-    residual_quantile,
-    spearman,
-)
+from rle.evaluation.functional import *  # noqa: F403 - the curated functions, functional.__all__
 from rle.evaluation.metrics import CocoKeypointMetric, H36MMetric, PCKMetric, oks_nms
 
 __all__ = [
     "CocoKeypointMetric",
     "DumpPredictions",
-    "load_predictions",
     "H36MMetric",
     "PCKMetric",
+    "load_predictions",
     "oks_nms",
-    "expected_calibration_error",
-    "interval_coverage",
-    "keypoint_auc",
-    "keypoint_epe",
-    "keypoint_pck",
-    "mpjpe",
-    "object_keypoint_similarity",
-    "pa_mpjpe",
-    "pearson",
-    "procrustes_align",
-    "reliability_bins",
-    "residual_quantile",
-    "spearman",
+    *functional.__all__,
 ]

@@ -32,6 +32,7 @@ from rle.evaluation.functional import (
     object_keypoint_similarity,
     pa_mpjpe,
     pearson,
+    residual_quantile,
     spearman,
 )
 from rle.registry import METRICS
@@ -135,10 +136,13 @@ class CocoKeypointMetric(BaseMetric):
         prefix: Optional[str] = None,
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if score_mode not in SCORE_MODES:
-            raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
-        if nms_mode not in ("oks_nms", "none"):
-            raise ValueError(f"nms_mode must be 'oks_nms' or 'none', got {nms_mode!r}")
+        for name, value, choices in (
+            ("score_mode", score_mode, SCORE_MODES),
+            ("nms_mode", nms_mode, ("oks_nms", "none")),
+        ):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        residual_quantile(0.5, sigma_distribution)  # a typo fails here, not after evaluation
         self.ann_file = ann_file
         self.score_mode = score_mode
         self.keypoint_score_thr = keypoint_score_thr

@@ -15,7 +15,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from rle.evaluation.functional import object_keypoint_similarity, reliability_bins
+from rle.evaluation.functional import (
+    interval_coverage,
+    keypoint_pck,
+    object_keypoint_similarity,
+    reliability_bins,
+)
 
 __all__ = [
     "COLUMNS",
@@ -26,6 +31,7 @@ __all__ = [
     "plot_flow_density",
     "plot_pck_curves",
     "plot_reliability",
+    "records_interval_coverage",
     "seed_group",
     "summarize_seeds",
     "summary_markdown",
@@ -162,31 +168,73 @@ def write_summary(summary: Sequence[dict], out_dir: Path) -> Dict[str, Path]:
 
 
 # -- per-run statistics from the prediction records --------------------------------------------
+def _labelled(records: List[dict]) -> List[dict]:
+    return [
+        r for r in records if r.get("keypoints") is not None and r.get("pred_keypoints") is not None
+    ]
+
+
+def _box_sizes(records: List[dict]) -> np.ndarray:
+    """``(N,)`` the longer side of each record's box (px): the normaliser of PCK and errors."""
+    boxes = np.array([np.asarray(r["bbox"], dtype=np.float64) for r in records]).reshape(-1, 4)
+    return np.maximum(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 1e-6)
+
+
 def _errors(records: List[dict]):
     """Per labelled keypoint: pixel error and the error normalised by the box size."""
+    records = _labelled(records)
+    if not records:
+        return np.zeros(0), np.zeros(0)
+    sizes = _box_sizes(records)
     px, norm = [], []
-    for r in records:
-        if r.get("keypoints") is None or r.get("pred_keypoints") is None:
-            continue
+    for r, size in zip(records, sizes):
         vis = np.asarray(r["keypoints_visible"]) > 0
         err = np.linalg.norm(
             np.asarray(r["pred_keypoints"]) - np.asarray(r["keypoints"])[:, :2], axis=-1
         )[vis]
-        bbox = np.asarray(r["bbox"], dtype=np.float64)
-        size = max(bbox[2] - bbox[0], bbox[3] - bbox[1], 1e-6)
         px.append(err)
         norm.append(err / size)
-    if not px:
-        return np.zeros(0), np.zeros(0)
     return np.concatenate(px), np.concatenate(norm)
 
 
 def pck_curve(records: List[dict], thresholds: np.ndarray) -> np.ndarray:
-    """Fraction of labelled keypoints within ``thr * box size`` for each threshold."""
-    _, norm = _errors(records)
-    if norm.size == 0:
+    """Fraction of labelled keypoints within ``thr * box size`` for each threshold
+    (:func:`~rle.evaluation.functional.keypoint_pck` with the box's longer side)."""
+    records = _labelled(records)
+    if not records:
         return np.full(len(thresholds), np.nan)
-    return np.array([(norm <= t).mean() for t in thresholds])
+    pred = np.stack([np.asarray(r["pred_keypoints"], np.float64) for r in records])
+    gt = np.stack([np.asarray(r["keypoints"], np.float64)[:, :2] for r in records])
+    mask = np.stack([np.asarray(r["keypoints_visible"]) > 0 for r in records])
+    if not mask.any():
+        return np.full(len(thresholds), np.nan)
+    norm = np.repeat(_box_sizes(records)[:, None], 2, axis=1)
+    return np.array([keypoint_pck(pred, gt, mask, t, norm)[1] for t in thresholds])
+
+
+def records_interval_coverage(records: List[dict], scale: Dict[float, float]) -> dict:
+    """Coverage of the intervals ``mu +- scale[level] * sigma`` over dumped 2-D predictions.
+
+    Args:
+        records: prediction records with ``pred_sigma`` (normalised crop units) and
+            ``input_scale`` (crop size in image px).
+        scale: ``{level: k}``, e.g. a head's ``interval_scale(levels)``.
+
+    Returns:
+        ``coverage@NN`` per level, and the medians of sigma and of the absolute residual over
+        labelled coordinates (``sigma_median``, ``abs_residual_median``, normalised units):
+        how far sigma sits from the error it describes.
+    """
+    crop = np.stack([np.asarray(r["input_scale"], float) for r in records])[:, None, :]
+    pred = np.stack([np.asarray(r["pred_keypoints"], float) for r in records]) / crop
+    gt = np.stack([np.asarray(r["keypoints"], float)[:, :2] for r in records]) / crop
+    sigma = np.stack([np.asarray(r["pred_sigma"], float)[:, :2] for r in records])
+    mask = np.stack([np.asarray(r["keypoints_visible"]) > 0 for r in records])
+    cover = interval_coverage(pred, gt, sigma, mask, levels=list(scale), quantiles=scale)
+    out = {f"coverage@{int(round(lv * 100))}": v for lv, v in cover.items()}
+    out["sigma_median"] = float(np.median(sigma[mask]))
+    out["abs_residual_median"] = float(np.median(np.abs(pred - gt)[mask]))
+    return out
 
 
 def instance_confidence_and_oks(records: List[dict], sigmas: np.ndarray):
