@@ -82,3 +82,31 @@ def test_tests_are_flat():
         for p in (ROOT / "tests").iterdir()
         if p.is_dir() and p.name not in ("data", "__pycache__")
     ]
+
+
+def _sources(*folders):
+    return sorted(p for f in folders for p in (ROOT / f).rglob("*.py"))
+
+
+def test_tools_are_thin_and_library_files_bounded():
+    # a tool is argument parsing plus one library call; library modules stay readable
+    long_tools = {
+        p.name: n for p in _sources("tools") if (n := len(p.read_text().splitlines())) >= 120
+    }
+    assert not long_tools, f"tools over 120 lines: {long_tools}"
+    long_modules = {
+        str(p.relative_to(ROOT)): n
+        for p in _sources("rle", "heads")
+        if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert not long_modules, f"library files over 600 lines: {long_modules}"
+
+
+def test_nothing_edits_sys_path():
+    # the package is installed (make installs it editable): no script patches the import path
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in _sources("rle", "heads", "tools", "benchmarks", "tests")
+        if "sys.path.insert" in p.read_text() or "sys.path.append" in p.read_text()
+    ]
+    assert offenders == [str(Path(__file__).relative_to(ROOT))]  # this test names the calls
