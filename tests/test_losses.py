@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from rle.flow import RealNVP, to_reference_state_dict
 from rle.losses import RLELoss, coordinate_loss, rle_confidence, rle_loss
-from tests.conftest import TOL, assert_close, decimal64
+from tests.conftest import TOL, assert_close, decimal64, golden_flows
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -18,11 +18,7 @@ def _setup(golden, dtype):
     exp = golden["expected_float32" if dtype == torch.float32 else "expected_float64"]
     cast = (lambda t: t.float()) if dtype == torch.float32 else decimal64
     inputs = {k: cast(v) for k, v in golden["inputs"].items()}
-    f2 = RealNVP(2).to(dtype)
-    f2.load_reference_state_dict(golden["flow2d_state_dict"])
-    f3 = RealNVP(3).to(dtype)
-    f3.load_reference_state_dict(golden["flow3d_state_dict"])
-    return exp, inputs, f2, f3
+    return (exp, inputs, *golden_flows(golden, dtype))
 
 
 def _run(inputs, flow, suffix="2d", weight=None, **kw):
