@@ -37,8 +37,6 @@ def _quiet(fn, *args, **kwargs):
 
 def _bare_test(specs) -> float:
     """Seconds for plain ``runner.test()`` of every finished run (the peer)."""
-    import json
-
     from mmengine.runner import Runner
 
     from rle.engine import load_config
@@ -48,7 +46,7 @@ def _bare_test(specs) -> float:
         work_dir = spec.work_dir
         cfg = load_config(spec.config, work_dir=str(work_dir))
         cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
-        cfg.load_from = json.loads((work_dir / "done.json").read_text())["checkpoint"]
+        cfg.load_from = spec.checkpoint  # done.json's, resolved against the work dir
         start = time.perf_counter()
         _quiet(lambda c=cfg: Runner.from_cfg(c).test())
         total += time.perf_counter() - start

@@ -8,6 +8,7 @@ import torch
 
 from heads.base import HeatmapHead
 from heads.functional import dsnt, euclidean_losses, js_reg, kl_reg, variance_reg
+from rle.losses import apply_weight, mask_unweighted
 from rle.registry import MODELS
 
 __all__ = ["DSNTHead"]
@@ -64,8 +65,10 @@ class DSNTHead(HeatmapHead):
             else target_weight.reshape(b, k, -1).amax(-1).to(target.dtype)
         )
         denom = joint_w.sum().clamp(min=1)
+        # a NaN label of an unsupervised joint would reach both terms (and their gradients)
+        target = mask_unweighted(target, joint_w.unsqueeze(-1))
         euc = euclidean_losses(output.coords * self.coord_scale, target * self.coord_scale)
-        losses = {"loss_kpt": self.loss_weight * (euc * joint_w).sum() / denom}
+        losses = {"loss_kpt": self.loss_weight * apply_weight(euc, joint_w).sum() / denom}
         if self.reg is not None:
             heatmaps = output.heatmaps
             if self.reg == "variance":
@@ -74,5 +77,5 @@ class DSNTHead(HeatmapHead):
                 reg = js_reg(heatmaps, target, self.sigma_t)
             else:
                 reg = kl_reg(heatmaps, target, self.sigma_t)
-            losses["loss_reg"] = self.reg_weight * (reg * joint_w).sum() / denom
+            losses["loss_reg"] = self.reg_weight * apply_weight(reg, joint_w).sum() / denom
         return losses

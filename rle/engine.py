@@ -4,15 +4,25 @@
   (``--cfg-options``, seed, work dir, launcher, resume, AMP); :func:`train` and :func:`test` run
   a loaded config (what ``tools/train.py`` and ``tools/test.py`` call).
 * :func:`setup_engine` (called by :func:`train`, :func:`test` and the comparison):
-  - a checkpoint loader for local files with ``torch.load(weights_only=False)``: torch >= 2.6
-    defaults to ``weights_only=True`` and mmengine's own checkpoints (HistoryBuffer, numpy
-    objects) then fail to load on ``--resume``. Only for trusted local files.
+  - the loader of local checkpoint files (``load_from``, ``--resume``, auto-resume,
+    ``tools/test.py``, the comparison): :func:`rle.serialization.load_checkpoint_file`, a
+    restricted unpickler that loads mmengine's and MMPose's checkpoints (which torch's
+    ``weights_only=True`` rejects) and refuses any file referencing other globals;
+    ``setup_engine(unsafe_load=True)`` (``--unsafe-load``) loads trusted files with plain
+    ``torch.load``.
+  - strict checkpoint loading: mmengine's ``Runner.load_checkpoint`` defaults to
+    ``strict=True`` and raises :class:`rle.serialization.CheckpointMismatchError` listing the
+    missing / unexpected keys and shape mismatches (mmengine only logs them and evaluates a
+    randomly initialised head).
   - :class:`CPUCompatibleDDP` registered in mmengine's root model-wrapper registry: mmengine
     passes ``device_ids=[LOCAL_RANK]``, which DDP rejects for CPU modules.
   - :func:`init_distributed`: creates the process group (NCCL on GPUs, gloo on CPU) before the
     Runner, so mmengine skips its own CUDA-only ``init_dist``.
 * Hooks: :class:`NonFiniteLossHook` stops training with a message naming the loss component;
-  :class:`SetEpochHook` forwards the epoch to heads with a schedule (sampling-argmax tau).
+  :class:`SetEpochHook` forwards the epoch to heads with a schedule (sampling-argmax tau) and
+  keys the training randomness by epoch and iteration (exact resume);
+  :class:`~rle.checkpoint.AtomicCheckpointHook` (registered here, :mod:`rle.checkpoint`)
+  saves crash-safe checkpoints.
 """
 
 from __future__ import annotations
@@ -27,9 +37,11 @@ from mmengine.hooks import Hook
 from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS as ROOT_MODEL_WRAPPERS
 
+from rle.checkpoint import AtomicCheckpointHook, seed_global_rngs
 from rle.registry import HOOKS
 
 __all__ = [
+    "AtomicCheckpointHook",
     "CPUCompatibleDDP",
     "NonFiniteLossError",
     "NonFiniteLossHook",
@@ -46,21 +58,60 @@ __all__ = [
 ]
 
 _SETUP_DONE = False
+_UNSAFE_LOAD = False  # set by every setup_engine call
 
 
 def _load_local_checkpoint(filename: str, map_location=None):
-    # trusted local files only: mmengine checkpoints pickle HistoryBuffer and numpy objects
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    from rle.serialization import load_checkpoint_file
+
+    return load_checkpoint_file(filename, map_location, unsafe=_UNSAFE_LOAD)
 
 
-def setup_engine() -> None:
-    """Register the checkpoint loader (idempotent)."""
-    global _SETUP_DONE
+def _load_checkpoint_strict(
+    self, filename: str, map_location="cpu", strict: bool = True, revise_keys=None
+):
+    """mmengine 0.10.7's ``Runner.load_checkpoint`` with ``strict=True`` by default and the
+    keys checked first: ``load_or_resume`` and ``resume`` call it without ``strict``, and a
+    non-strict load only logs what did not fit (an RLE checkpoint on a regression config
+    evaluated a random head, exit 0). An explicit ``strict=False`` keeps mmengine's warning."""
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
+    from rle.serialization import check_state_dict
+
+    revise_keys = [(r"^module.", "")] if revise_keys is None else revise_keys
+    checkpoint = _load_checkpoint(filename, map_location=map_location)
+    self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+    model = self.model.module if is_model_wrapper(self.model) else self.model
+    if strict:
+        check_state_dict(model.state_dict(), checkpoint, filename, revise_keys)
+    checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
+    self._has_loaded = True
+    self.logger.info(f"Load checkpoint from {filename}")
+    return checkpoint
+
+
+def setup_engine(unsafe_load: bool = False) -> None:
+    """Register the checkpoint loader and strict loading (once) and set the load mode.
+
+    Args:
+        unsafe_load: ``False``: every local checkpoint goes through the restricted unpickler
+            of :func:`rle.serialization.load_checkpoint_file`. ``True``: plain
+            ``torch.load(weights_only=False)``, which runs whatever the file's pickle names:
+            only for checkpoints you trust (``--unsafe-load``). Each call sets the mode for
+            every later load in this process, so a call without it is safe again.
+    """
+    global _SETUP_DONE, _UNSAFE_LOAD
+    if not isinstance(unsafe_load, bool):
+        raise TypeError(f"setup_engine: unsafe_load must be a bool, got {unsafe_load!r}")
+    _UNSAFE_LOAD = unsafe_load
     if _SETUP_DONE:
         return
+    from mmengine.runner import Runner
     from mmengine.runner.checkpoint import CheckpointLoader
 
     CheckpointLoader.register_scheme(prefixes="", force=True)(_load_local_checkpoint)
+    Runner.load_checkpoint = _load_checkpoint_strict
     _SETUP_DONE = True
 
 
@@ -115,22 +166,43 @@ def finalize_distributed(barrier: bool = True) -> None:
         dist.destroy_process_group()
 
 
-def mark_finished(work_dir, epochs) -> None:
+def mark_finished(work_dir, epochs: int) -> None:
     """Write ``WORK_DIR/done.json`` (the last checkpoint and the epochs trained): the mark by
     which ``tools/compare.py`` knows a finished run and evaluates it instead of training it.
-    Called by the main process only, after ``runner.train()`` returned."""
-    import json
-    from pathlib import Path
+    Called by the main process only, after ``runner.train()`` returned.
 
-    work_dir = Path(work_dir)
-    ckpt = (work_dir / "last_checkpoint").read_text().strip()
-    (work_dir / "done.json").write_text(json.dumps(dict(checkpoint=ckpt, epochs=epochs)))
+    The checkpoint is named relative to the work dir (a copied work dir evaluates its own
+    files; :func:`rle.checkpoint.finished_checkpoint` resolves it). A run that saved none gets
+    ``"checkpoint": null`` and a warning; evaluating it then says so.
+    """
+    import json
+    import logging
+
+    from mmengine.logging import print_log
+
+    from rle.checkpoint import atomic_write_bytes, checkpoint_entry, read_last_checkpoint
+
+    if not isinstance(work_dir, (str, os.PathLike)):
+        raise TypeError(f"mark_finished: work_dir must be a path, got {type(work_dir).__name__}")
+    last = read_last_checkpoint(work_dir)
+    entry = checkpoint_entry(work_dir, last) if last is not None and osp.isfile(last) else None
+    if entry is None:
+        print_log(
+            f"training finished without a checkpoint in {work_dir} (last_checkpoint: {last}); "
+            "done.json marks the run finished with nothing to evaluate. Enable "
+            "default_hooks.checkpoint (save_last=True) to keep the weights",
+            logger="current",
+            level=logging.WARNING,
+        )
+    done = json.dumps(dict(checkpoint=entry, epochs=epochs)).encode()
+    atomic_write_bytes(osp.join(work_dir, "done.json"), done)
 
 
 def add_engine_arguments(parser) -> None:
     """Add the command-line options that ``tools/train.py`` and ``tools/test.py`` share, named
     as :func:`load_config`'s arguments: ``--work-dir``, ``--cfg-options``, ``--launcher`` (and
-    the ``--local-rank`` that ``torch.distributed.launch`` passes)."""
+    the ``--local-rank`` that ``torch.distributed.launch`` passes), and ``--unsafe-load``
+    (``unsafe_load`` of :func:`train` / :func:`test`)."""
     import argparse
 
     from mmengine.config import DictAction
@@ -145,6 +217,12 @@ def add_engine_arguments(parser) -> None:
     )
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--unsafe-load",
+        action="store_true",
+        help="load checkpoints with plain torch.load, which runs code in the file: only for "
+        "checkpoints you trust that the safe loader refuses",
+    )
 
 
 def load_config(
@@ -225,16 +303,17 @@ def config_from_args(args, **options):
         raise SystemExit(str(err)) from None
 
 
-def train(cfg):
+def train(cfg, *, unsafe_load: bool = False):
     """Train a loaded config (:func:`load_config`) and mark the work dir finished.
 
     Creates the process group for ``cfg.launcher`` first and destroys it at the end; only the
-    main process writes ``done.json``. Returns the mmengine ``Runner``.
+    main process writes ``done.json``. ``unsafe_load``: :func:`setup_engine`'s (resume and
+    ``load_from`` files; trusted files only). Returns the mmengine ``Runner``.
     """
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
-    setup_engine()
+    setup_engine(unsafe_load)
     init_distributed(cfg.launcher)
     runner = Runner.from_cfg(cfg)
     try:
@@ -248,12 +327,14 @@ def train(cfg):
     return runner
 
 
-def test(cfg, checkpoint: str) -> dict:
+def test(cfg, checkpoint: str, *, unsafe_load: bool = False) -> dict:
     """Evaluate ``checkpoint`` with a loaded config's test dataloader and evaluator; returns
-    the metrics."""
+    the metrics. A checkpoint that does not fit the config's model raises
+    :class:`rle.serialization.CheckpointMismatchError`; ``unsafe_load``: :func:`setup_engine`'s
+    (trusted files only)."""
     from mmengine.runner import Runner
 
-    setup_engine()
+    setup_engine(unsafe_load)
     init_distributed(cfg.launcher)
     cfg.load_from = str(checkpoint)
     runner = Runner.from_cfg(cfg)
@@ -301,14 +382,51 @@ class NonFiniteLossHook(Hook):
 
 @HOOKS.register_module()
 class SetEpochHook(Hook):
-    """Call ``model.head.set_epoch(epoch)`` before each training epoch (sampling-argmax's tau).
+    """The epoch and the iteration where training needs them.
 
-    Every head has ``set_epoch`` (a no-op on ``heads.BaseHead``); a model without a ``head``
-    attribute is left alone.
+    * ``model.head.set_epoch(epoch)`` before each training epoch (sampling-argmax's tau).
+      Every head has ``set_epoch`` (a no-op on ``heads.BaseHead``); a model without a
+      ``head`` attribute is left alone.
+    * Augmentation keyed by ``(seed, epoch, index)``: before training the train loader is made
+      to yield :class:`~rle.datasets.sampler.SampleKey` s
+      (:func:`~rle.datasets.sampler.key_samples`). A run resumed from a checkpoint taken in
+      the middle of an epoch skips the samples of that epoch it trained on before (mmengine's
+      epoch loop would repeat the whole epoch).
+    * Before every iteration the global generators are seeded from ``(seed, iteration)``
+      (:func:`~rle.checkpoint.seed_global_rngs`: dropout, sampling-argmax's Gumbel noise).
+
+    So a run killed anywhere and resumed trains the same iterations on the same samples with
+    the same draws as an uninterrupted one.
     """
 
+    def before_train(self, runner) -> None:
+        from rle.datasets.sampler import key_samples
+
+        loop = runner.train_loop
+        self._keys = key_samples(loop.dataloader, runner.seed, runner.logger)
+        if self._keys is not None and hasattr(loop, "dataloader_iterator"):
+            # the iteration-based loop made its iterator when it was built, before this hook
+            # (its workers may have taken indices already): restart it on the keyed sampler
+            loop.dataloader_iterator = type(loop.dataloader_iterator)(loop.dataloader)
+
     def before_train_epoch(self, runner) -> None:
+        from mmengine.runner import EpochBasedTrainLoop
+
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         head = getattr(model, "head", None)
         if head is not None:
             head.set_epoch(runner.epoch)
+        keys = getattr(self, "_keys", None)
+        if keys is None or not isinstance(runner.train_loop, EpochBasedTrainLoop):
+            return  # the iteration-based loop fast-forwards its loader on resume itself
+        loader = runner.train_loop.dataloader
+        trained = runner.iter - runner.epoch * len(loader)
+        if trained > 0:
+            batch = loader.batch_size or loader.batch_sampler.batch_size
+            keys.skip_next(trained * batch)
+            runner.logger.info(
+                f"resumed in epoch {runner.epoch + 1}: skipping its {trained} trained batches"
+            )
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        seed_global_rngs(runner.seed, runner.iter)

@@ -47,7 +47,12 @@ logit -88.7 in fp32, which gives ``log 0`` and NaN in the references); sigma is 
 ``min_sigma`` (default 1e-9 in normalised units, ~2e-7 px on a 192-px crop) in both the residual
 and the log term, so an extreme logit gives a finite loss with zero gradient instead of inf/NaN;
 the normal log-density is closed form; the loss is computed in fp32 (or fp64) even under
-autocast.
+autocast, and the gradients sent back to float16/bfloat16 inputs saturate at the dtype's largest
+value instead of overflowing to inf (they grow like ``1 / sigma`` and pass float16's 65504 for
+logits below about -8). A joint (or coordinate) of weight 0 never reaches the loss: a NaN or
+infinite residual there is replaced by 0 before anything is computed from it, and the weighting
+is a ``torch.where`` mask, not ``0 * x`` (which is NaN for an infinite ``x``); on finite inputs
+both give the plain product, bit for bit. :func:`coordinate_loss` does the same.
 
 Shape letters: B batch, K keypoints, D coordinate dims (2 or 3).
 """
@@ -70,8 +75,10 @@ __all__ = [
     "RLELoss",
     "RLELossOutput",
     "VARIANTS",
+    "apply_weight",
     "coordinate_loss",
     "flow_marginal_density",
+    "mask_unweighted",
     "residual_log_density",
     "residual_quantiles",
     "rle_confidence",
@@ -105,6 +112,40 @@ class RLELossOutput(NamedTuple):
     q_term: torch.Tensor
     log_sigma: torch.Tensor
     log_phi: torch.Tensor
+
+
+def apply_weight(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``values * weight`` where a weight of 0 gives exactly 0 even for a NaN or infinite value
+    (``0 * inf`` is NaN); bit-identical to the product on finite values."""
+    return torch.where(weight != 0, values, 0) * weight
+
+
+def mask_unweighted(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``values`` with its NaN/inf entries of weight 0 replaced by 0, before anything is computed
+    from them: masking only the product would still send ``0 * NaN`` gradients back through the
+    computation. Finite entries are returned unchanged (the same values, bit for bit)."""
+    return torch.where((weight == 0) & ~torch.isfinite(values), 0, values)
+
+
+class _SaturatingCast(torch.autograd.Function):
+    """``x.to(dtype)`` whose backward clamps the gradient to the range of ``x``'s own dtype
+    before casting it back (a float16 input would otherwise get inf)."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.source = x.dtype
+        return x.to(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        limit = torch.finfo(ctx.source).max
+        return grad.clamp(-limit, limit).to(ctx.source), None
+
+
+def _upcast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if x.dtype in (torch.float16, torch.bfloat16) and x.requires_grad:
+        return _SaturatingCast.apply(x, dtype)
+    return x.to(dtype)
 
 
 def _check_choice(name: str, value: str, choices) -> None:
@@ -204,9 +245,9 @@ def rle_loss(
     device_type = pred.device.type
     # fp32 maths even under autocast: the flow's exp/log and the 1e-9 constants need it
     with torch.autocast(device_type=device_type, enabled=False):
-        pred = pred.to(compute_dtype)
-        target = target.to(compute_dtype)
-        logits = sigma_logits.to(compute_dtype)
+        pred = _upcast(pred, compute_dtype)
+        target = _upcast(target, compute_dtype)
+        logits = _upcast(sigma_logits, compute_dtype)
         w = _expand_weight(target_weight, pred)
         joint_w = w.amax(dim=-1)  # (B, K)
 
@@ -218,14 +259,14 @@ def rle_loss(
             log_sigma = F.logsigmoid(logits).clamp_min(math.log(min_sigma))
             sigma = log_sigma.exp()
 
-        diff = pred - target
+        diff = mask_unweighted(pred - target, w)
         u = diff / (sigma + _REF_EPS) if variant == "mmpose" else diff / sigma
         log_phi = _flow_log_prob(flow, flow_2d, u, w).reshape(b, k, 1)
 
         if variant == "paper":
-            nf = (w * log_sigma).sum(-1) - joint_w * log_phi.squeeze(-1)
+            nf = apply_weight(log_sigma, w).sum(-1) - apply_weight(log_phi.squeeze(-1), joint_w)
         else:
-            nf = (w * (log_sigma - log_phi)).sum(-1)
+            nf = apply_weight(log_sigma - log_phi, w).sum(-1)
 
         if residual:
             if variant == "official":
@@ -240,7 +281,7 @@ def rle_loss(
                     q_elem = log_sigma + _LOG_SQRT_2PI + 0.5 * u**2
             else:  # paper: log sigma already counted in nf, unit-scale Q on u
                 q_elem = (_LOG_2 + u.abs()) if q == "laplace" else (_LOG_SQRT_2PI + 0.5 * u**2)
-            q_joint = (w * q_elem).sum(-1)
+            q_joint = apply_weight(q_elem, w).sum(-1)
         else:
             q_joint = torch.zeros_like(nf)
 
@@ -447,9 +488,9 @@ def coordinate_loss(
             f"pred must have shape (B, K, D) = {(b, k, d)} or (B, K, S, D), got {tuple(pred.shape)}"
         )
     w = _expand_weight(target_weight, target)
-    diff = samples - target.unsqueeze(2)
+    diff = mask_unweighted(samples - target.unsqueeze(2), w.unsqueeze(2))
     if kind == "euclidean":
-        per_joint = torch.linalg.vector_norm(diff, dim=-1).mean(2) * w.amax(-1)
+        per_joint = apply_weight(torch.linalg.vector_norm(diff, dim=-1).mean(2), w.amax(-1))
     else:
         if kind == "l1":
             elem = diff.abs()
@@ -459,7 +500,7 @@ def coordinate_loss(
             elem = F.smooth_l1_loss(
                 diff, torch.zeros_like(diff), reduction="none", beta=smooth_l1_beta
             )
-        per_joint = (elem.mean(2) * w).sum(-1)
+        per_joint = apply_weight(elem.mean(2), w).sum(-1)
     return _reduce(per_joint, w.amax(-1), reduction)
 
 

@@ -260,7 +260,8 @@ def test_compare_with_seeds(tmp_path):
     weights = []
     for name in names:
         done = json.loads((work / name / "done.json").read_text())
-        state = torch.load(done["checkpoint"], map_location="cpu", weights_only=False)
+        ckpt = work / name / done["checkpoint"]  # relative to the work dir
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
         assert state["meta"]["seed"] == int(name[-1])
         weights.append(state["state_dict"]["head.fc_sigma.weight"])
     assert not torch.equal(*weights)  # the seed reached the initialisation

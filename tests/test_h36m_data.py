@@ -75,7 +75,8 @@ def test_npz_layout_and_splits():
     np.testing.assert_allclose(info["keypoints_cam"], npz["S"][2, :, :3] * 1000, rtol=1e-6)
     np.testing.assert_allclose(info["keypoints"], npz["part"][2, :, :2], rtol=1e-6)
     assert len(H36MDataset(split="train", **kw)) == 4  # S1, S5, S7, S8 are training subjects
-    assert len(H36MDataset(split="test", **kw)) == 0
+    with pytest.raises(ValueError, match=r"no samples for subjects \['S9', 'S11'\]"):
+        H36MDataset(split="test", **kw)  # the sample has no test subject
     assert ds.metainfo["flip_indices"][1] == 4  # r_hip <-> l_hip
     assert len(H36MDataset(add_thorax=True, **kw).get_data_info(0)["keypoints"]) == 18
 

@@ -2,7 +2,7 @@
 
     python tools/compare.py CONFIG_OR_DIR [...] [--work-root work_dirs/compare] [--out DIR]
         [--cfg-options key=value ...] [--no-train] [--jobs 1] [--seeds S ...]
-        [--timing-repeats 5]
+        [--timing-repeats 5] [--unsafe-load]
     python tools/compare.py BASE_CONFIG --heads HEADS.py [...]   # one base, several head blocks
     python tools/compare.py WORK_ROOT [...]                       # finished work dirs
 
@@ -47,6 +47,10 @@ def parse_args(argv=None):
         help="train every config once per seed (runs NAME-seedN) and summarise mean and std",
     )  # fmt: skip
     parser.add_argument("--timing-repeats", type=int, default=5)
+    parser.add_argument(
+        "--unsafe-load", action="store_true",
+        help="load checkpoints with plain torch.load (runs code in the file): trusted files only",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.seeds and (len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0):
         parser.error(f"--seeds must be distinct and >= 0, got {args.seeds}")
@@ -71,6 +75,7 @@ def main(argv=None):
             args.configs, work_root=args.work_root, out=args.out, heads=args.heads,
             seeds=args.seeds, jobs=args.jobs, cfg_options=args.cfg_options,
             train=not args.no_train, timing_repeats=args.timing_repeats, log=log,
+            unsafe_load=args.unsafe_load,
         )  # fmt: skip
     except ValueError as err:  # what was named cannot be compared: say what
         raise SystemExit(f"compare: {err}") from None

@@ -56,7 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="poses per subject, each rendered by 4 cameras")  # fmt: skip
     h36m.add_argument("--subjects", nargs="+", default=list(H36M_SUBJECTS))
     h36m.add_argument("--cameras", type=Path, default=None,
-                      help="MMPose cameras.pkl (default: built-in cameras)")  # fmt: skip
+                      help="MMPose cameras.pkl (default: built-in cameras); read with the safe "
+                      "loader (dicts, lists, str, numbers, numpy arrays only)")  # fmt: skip
     return parser.parse_args(argv)
 
 

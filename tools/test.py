@@ -1,7 +1,7 @@
 """Evaluate a checkpoint with an mmengine config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options ...]
-        [--launcher {none,pytorch,slurm}]
+        [--launcher {none,pytorch,slurm}] [--unsafe-load]
 
 Logic: :func:`rle.engine.test`.
 """
@@ -23,7 +23,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    return test(config_from_args(args), args.checkpoint)
+    return test(config_from_args(args), args.checkpoint, unsafe_load=args.unsafe_load)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Train a model from an mmengine config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--cfg-options key=value ...] [--launcher {none,pytorch,slurm}]
+        [--cfg-options key=value ...] [--launcher {none,pytorch,slurm}] [--unsafe-load]
 
 Multi-process: ``torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch``
 (NCCL on GPUs, gloo on CPU); slurm: ``srun ... python tools/train.py CONFIG --launcher slurm``.
@@ -32,7 +32,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    return train(config_from_args(args, resume=args.resume, amp=args.amp))
+    cfg = config_from_args(args, resume=args.resume, amp=args.amp)
+    return train(cfg, unsafe_load=args.unsafe_load)
 
 
 if __name__ == "__main__":

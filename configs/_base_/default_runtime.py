@@ -5,7 +5,7 @@ default_hooks = dict(
     timer=dict(type="IterTimerHook"),
     logger=dict(type="LoggerHook", interval=50),
     param_scheduler=dict(type="ParamSchedulerHook"),
-    checkpoint=dict(type="CheckpointHook", interval=10, max_keep_ckpts=3),
+    checkpoint=dict(type="AtomicCheckpointHook", interval=10, max_keep_ckpts=3),  # rle.checkpoint
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )
 custom_hooks = [

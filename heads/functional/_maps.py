@@ -78,3 +78,66 @@ def bin_grid(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """:func:`rle.coords.coordinate_grid` ``(n,)``, cached: decoders run every step on the same
     few sizes (callers never modify it in place)."""
     return coordinate_grid(n, dtype=dtype, device=device)
+
+
+class _FiniteClamp(torch.autograd.Function):
+    """Clamp to the dtype's finite range with the gradient passed through unchanged: exact for
+    finite inputs (where the clamp is the identity) without clamp's masked backward pass."""
+
+    @staticmethod
+    def forward(ctx, x):
+        info = torch.finfo(x.dtype)
+        return x.clamp(info.min, info.max)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def finite_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``logits`` clamped to the dtype's finite range, what softmax and logsumexp can take.
+
+    softmax of a map with ``+inf`` bins is NaN (``inf - inf``); clamped, those bins hold the
+    largest value and share the mass equally (every finite bin gets ``exp(x - max) = 0``), the
+    limit of raising them together. An all ``-inf`` map becomes equal values: uniform, the limit
+    of equal logits. On finite logits this is the identity, in value and gradient (bit for bit);
+    NaN stays NaN.
+    """
+    return _FiniteClamp.apply(logits)
+
+
+def limit_logits(flat: torch.Tensor) -> torch.Tensor:
+    """Flattened logits ``(..., N)`` with each map whose maximum is infinite replaced by its
+    limit: 0 at the maximum bins and ``-inf`` elsewhere (a ``+inf`` map puts its mass on its
+    ``+inf`` bins, an all ``-inf`` map is uniform), as :func:`finite_logits` does, but robust to
+    any later shift and scale (``(h + g) / tau``). Other maps are returned unchanged, bit for
+    bit; the gradient to a replaced map is 0."""
+    top = flat.amax(-1, keepdim=True)
+    limit = torch.zeros_like(flat).masked_fill_(flat != top, float("-inf"))
+    return torch.where(torch.isinf(top), limit, flat)
+
+
+def limit_marginals(heatmaps: torch.Tensor, d: int) -> List[torch.Tensor]:
+    """:func:`marginals` of probability maps, where a map with ``+inf`` entries (an overflowed
+    unnormalised map) is read as uniform over those entries, its limit once normalised.
+
+    The ``+inf`` entries are counted on the detached maps, so ``heatmaps`` has the same consumers
+    in the autograd graph as with :func:`marginals`, and finite maps get the same values and
+    gradients, bit for bit (another consumer would change the order in which the gradients of a
+    head's several terms are summed). The gradient to a map with ``+inf`` entries is 0.
+    """
+    plain = marginals(heatmaps, d)
+    # 1 exactly at +inf (every finite value is <= max), 0 elsewhere; cheaper than a bool cast
+    at_inf = (heatmaps.detach() - torch.finfo(heatmaps.dtype).max).clamp_(0, 1)
+    counts = marginals(at_inf, d)
+    special = counts[0].sum(-1, keepdim=True) > 0
+    return [torch.where(special, c / c.sum(-1, keepdim=True), m) for m, c in zip(plain, counts)]
+
+
+def limit_peak(heatmaps: torch.Tensor, d: int) -> torch.Tensor:
+    """The peak probability of each map ``(B, K)``, ``1 / count`` for a map with ``count``
+    ``+inf`` entries (as :func:`limit_marginals` reads it)."""
+    flat = heatmaps.flatten(-d)
+    peak = flat.amax(dim=-1)
+    count = torch.isposinf(flat).sum(-1).to(peak.dtype)
+    return torch.where(count > 0, 1 / count, peak)

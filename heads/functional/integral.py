@@ -16,7 +16,16 @@ import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from heads.functional._maps import bin_grid, check_positive, marginals, sizes_xyz, spatial_dims
+from heads.functional._maps import (
+    bin_grid,
+    check_positive,
+    finite_logits,
+    limit_marginals,
+    limit_peak,
+    marginals,
+    sizes_xyz,
+    spatial_dims,
+)
 from rle.coords import from_frame, to_frame
 
 __all__ = [
@@ -41,14 +50,16 @@ def spatial_softmax(logits: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         beta: inverse temperature (IPR's beta).
 
     Returns:
-        heatmaps of the same shape, each map summing to 1.
+        heatmaps of the same shape, each map summing to 1. A map with ``+inf`` logits puts its
+        mass on those bins, split equally; an all ``-inf`` map is uniform (both finite, with
+        finite gradients; softmax alone gives NaN). NaN logits give NaN.
     """
     d = spatial_dims(logits, "logits")
     check_positive("beta", beta)
     flat = logits.flatten(-d)
     if beta != 1.0:
         flat = flat * beta
-    return F.softmax(flat, dim=-1).view_as(logits)
+    return F.softmax(finite_logits(flat), dim=-1).view_as(logits)
 
 
 def _expect(marginal: torch.Tensor) -> torch.Tensor:
@@ -60,13 +71,14 @@ def heatmap_expectation(heatmaps: torch.Tensor) -> torch.Tensor:
 
     Args:
         heatmaps: ``(B, K, W)``, ``(B, K, H, W)`` or ``(B, K, Dz, H, W)`` probability maps
-            (each summing to 1; not checked).
+            (each summing to 1; not checked). A map with ``+inf`` entries (an overflowed
+            unnormalised map) is read as uniform over them.
 
     Returns:
         coords ``(B, K, D)`` in normalised coordinates, order ``(x, y[, z])``.
     """
     d = spatial_dims(heatmaps, "heatmaps")
-    return torch.stack([_expect(m) for m in marginals(heatmaps, d)], dim=-1)
+    return torch.stack([_expect(m) for m in limit_marginals(heatmaps, d)], dim=-1)
 
 
 def dsnt(heatmaps: torch.Tensor) -> torch.Tensor:
@@ -142,10 +154,10 @@ def soft_argmax(logits: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
 def heatmap_confidence(heatmaps: torch.Tensor) -> torch.Tensor:
     """Keypoint confidence of a heatmap head: the peak probability of each map, ``(B, K)``.
 
-    (MMPose's integral heads report 1 for every keypoint, which carries no information.)
+    (MMPose's integral heads report 1 for every keypoint, which carries no information.) A map
+    with ``+inf`` entries is read as uniform over them, as :func:`heatmap_expectation` does.
     """
-    d = spatial_dims(heatmaps, "heatmaps")
-    return heatmaps.flatten(-d).amax(dim=-1)
+    return limit_peak(heatmaps, spatial_dims(heatmaps, "heatmaps"))
 
 
 def debiased_soft_argmax(
@@ -164,7 +176,10 @@ def debiased_soft_argmax(
     ``r = N / C``: ``J_hat = (1 - r) J + r c``, so ``J = (J_hat - r c) / (1 - r)``. In the
     normalised convention the grid-matched centre is exactly ``c = 0``.
 
-    ``r`` is computed as ``exp(log N - logsumexp(beta h))`` (no overflow at large logits). The
+    ``r`` is computed as ``exp(log N - logsumexp(beta h))`` (no overflow at large logits). A map
+    with ``+inf`` logits has ``C = inf`` and ``r = 0`` (no correction of the limit map of
+    :func:`spatial_softmax`); an all ``-inf`` map (uniform, ``C = 0``) gets the guarded ``r``,
+    and its coordinates stay 0. Gradients stay finite (``variant="stable"``). The
     correction is singular at ``r = 1`` and meaningless for ``r > 1`` (negative background
     logits): ``r`` is clamped at ``max_ratio`` so the amplification ``1 / (1 - r)`` stays bounded
     and gradients stay finite. It is only meaningful when the network is trained through it.
@@ -207,7 +222,9 @@ def debiased_soft_argmax(
         coords = from_frame(debiased, sizes, "mmpose")
     else:
         log_n = math.log(flat.shape[-1])
-        log_ratio = log_n - torch.logsumexp(flat * beta, dim=-1, keepdim=True)
+        # logsumexp of a +inf or all -inf map is +-inf with a NaN gradient; of the clamped map
+        # it is +-3e38: r = 0 (no correction), or r large and guarded below
+        log_ratio = log_n - torch.logsumexp(finite_logits(flat * beta), dim=-1, keepdim=True)
         # clamp in log space: exp of an unclamped log_ratio can overflow to inf, and the
         # clamp's zero gradient times inf would be NaN
         guarded = torch.exp(log_ratio.clamp(max=math.log(max_ratio)))

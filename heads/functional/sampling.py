@@ -12,7 +12,13 @@ import torch
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from heads.functional._maps import check_positive, marginals, sizes_xyz, spatial_dims
+from heads.functional._maps import (
+    check_positive,
+    limit_logits,
+    marginals,
+    sizes_xyz,
+    spatial_dims,
+)
 from heads.functional.integral import soft_argmax, spatial_softmax
 from rle.coords import index_to_norm
 
@@ -71,6 +77,20 @@ def _interp_zero_padded(marginal: torch.Tensor, positions: torch.Tensor) -> torc
     return lv + (rv - lv) * frac
 
 
+def _renormalise(weights: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """``weights / weights.sum(-1)``, or ``fallback`` on the rows whose sum underflows: every
+    weight underflowed or fell outside the support (a 1-bin map; float16), and 0 / 0 is NaN.
+
+    "Underflows" is a sum below ``sqrt(tiny)`` of the dtype (1e-19 in float32, 8e-3 in
+    float16): the quotient's gradient divides by the squared sum, which must stay a normal
+    number. Other rows get exactly the plain quotient and its gradient.
+    """
+    total = weights.sum(-1, keepdim=True)
+    ok = total >= torch.finfo(weights.dtype).tiny ** 0.5
+    # divide by 1 on the fallback rows, so the unused branch has no NaN gradient either
+    return torch.where(ok, weights / torch.where(ok, total, 1), fallback)
+
+
 def _normalise_basis(basis: str) -> str:
     basis = _BASIS_ALIASES.get(basis, basis)
     if basis not in BASES:
@@ -126,13 +146,17 @@ def _sample_coords(
         elif basis == "triangular":
             positions = base + _triangular_inverse_cdf(noise)
             weights = _interp_zero_padded(marginal, positions)
-            weights = weights / weights.sum(-1, keepdim=True)
+            # every jittered position outside the support (a 1-bin map, u = 0): the marginal
+            weights = _renormalise(weights, marginal)
         else:
             positions = base + noise
             weights = marginal
             if reweight:
                 weights = weights * torch.exp(-2 * noise**2)
-                weights = weights / weights.sum(-1, keepdim=True)
+                # all weights too small to divide by (a 1-bin map: from |eps| ~ 1.6 in float16,
+                # ~ 4.7 in float32): the same weights in log space, softmax(log m - 2 eps^2)
+                log_m = torch.log(marginal.clamp_min(torch.finfo(marginal.dtype).tiny))
+                weights = _renormalise(weights, F.softmax(log_m - 2 * noise**2, dim=-1))
         index = _integral(weights, positions, clip)
         coords.append(index_to_norm(index, n))
     return torch.stack(coords, dim=-1)
@@ -160,6 +184,11 @@ def sampling_argmax(
     weights re-evaluated by linear interpolation of the marginal at ``w`` and renormalised) or
     ``gaussian`` (``eps ~ N(0, 1)``, weights times ``exp(-2 eps^2)`` renormalised). The
     coordinate is ``sum(weights * w)``. At test time it is exactly :func:`soft_argmax`.
+
+    Defined at the edges: a map with ``+inf`` logits samples among those bins, an all ``-inf``
+    map samples uniformly (the limits :func:`spatial_softmax` takes), and a basis whose weights
+    all underflow (a 1-bin map; float16) falls back to the same weights computed stably, so
+    samples and gradients stay finite in float32, float16 and bfloat16.
 
     Args:
         logits: ``(B, K, *spatial)`` unnormalised maps (1-D, 2-D or 3-D).
@@ -206,7 +235,9 @@ def sampling_argmax(
     spatial = tuple(logits.shape[2:])
     sizes = sizes_xyz(logits, d)
     b, k = logits.shape[:2]
-    flat = logits.flatten(-d)
+    # +inf bins share the samples, an all -inf map samples uniformly (spatial_softmax's limits;
+    # inf - inf would make every sample NaN)
+    flat = limit_logits(logits.flatten(-d))
     axes = "xyz"[:d]
     prefix = "z_" if basis == "gaussian" else "u_"
 

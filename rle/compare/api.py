@@ -113,6 +113,7 @@ def compare(
     train: bool = True,
     timing_repeats: int = 5,
     log: Callable[[str], None] = print,
+    unsafe_load: bool = False,
 ) -> Report:
     """Compare heads (or any runs) on their validation splits, training what is missing.
 
@@ -136,6 +137,9 @@ def compare(
         train: ``False``: only evaluate runs that are already trained.
         timing_repeats: timed calls per cost measurement.
         log: where progress lines go (``print`` by default).
+        unsafe_load: load checkpoints (resume, finished runs) with plain ``torch.load``, which
+            runs code in the file: only for trusted work dirs (``--unsafe-load``); default the
+            restricted loader of :mod:`rle.serialization`.
 
     Returns:
         the :class:`Report` (``str(report)`` is what ``tools/compare.py`` prints).
@@ -149,13 +153,15 @@ def compare(
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     if not isinstance(timing_repeats, int) or timing_repeats < 1:
         raise ValueError(f"timing_repeats must be an int >= 1, got {timing_repeats!r}")
+    if not isinstance(unsafe_load, bool):
+        raise TypeError(f"unsafe_load must be a bool, got {unsafe_load!r}")
     started = time.perf_counter()
     specs = expand_runs(configs, work_root, heads, seeds)
     out = Path(out) if out is not None else Path(work_root) / "report"
     trained, parallel_seconds = {}, 0.0
     if jobs > 1 and train:
         log(f"training the unfinished runs, {jobs} at a time")
-        trained = train_parallel(specs, jobs, cfg_options, log=log)
+        trained = train_parallel(specs, jobs, cfg_options, log=log, unsafe_load=unsafe_load)
         parallel_seconds = time.perf_counter() - started
     results = []
     for i, spec in enumerate(specs, 1):
@@ -164,7 +170,7 @@ def compare(
         if error is not None:
             result = crashed(spec, error)
         else:
-            result = evaluate_run(spec, cfg_options, train, timing_repeats)
+            result = evaluate_run(spec, cfg_options, train, timing_repeats, unsafe_load)
             if minutes is not None and result.row["status"] == "cached":
                 result.row["status"], result.row["train_minutes"] = "trained", minutes
         results.append(result)

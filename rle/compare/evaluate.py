@@ -9,7 +9,6 @@ predictive density (``head.interval_scale``: for RLE heads the density their los
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from typing import Any, List, NamedTuple, Optional
@@ -64,6 +63,7 @@ def evaluate_run(
     cfg_options: Optional[dict] = None,
     train: bool = True,
     timing_repeats: int = 5,
+    unsafe_load: bool = False,
 ) -> RunResult:
     """Train ``spec`` in this process if it is not finished (and ``train``), then evaluate it.
 
@@ -75,6 +75,7 @@ def evaluate_run(
         cfg_options: overrides for its config.
         train: ``False``: an unfinished run is reported as not trained instead.
         timing_repeats: timed calls per cost measurement.
+        unsafe_load: load its checkpoints with plain ``torch.load`` (trusted files only).
 
     Returns:
         the :class:`RunResult`.
@@ -86,7 +87,7 @@ def evaluate_run(
     from rle.evaluation.dump import load_predictions
     from rle.evaluation.report import records_interval_coverage
 
-    setup_engine()
+    setup_engine(unsafe_load)
     work_dir = spec.work_dir
     row = dict(name=spec.name, head=None, status="ok", config=str(spec.config))
     try:
@@ -96,7 +97,7 @@ def evaluate_run(
         _with_comparison_evaluators(cfg, str(dump))
         if spec.finished:
             row["status"] = "cached"
-            cfg.load_from = json.loads((work_dir / "done.json").read_text())["checkpoint"]
+            cfg.load_from = spec.checkpoint  # done.json's, resolved against the work dir
             runner = Runner.from_cfg(cfg)
         else:
             if not train:

@@ -34,6 +34,19 @@ class RunSpec(NamedTuple):
         """Whether the work dir holds a completed training run (``done.json``)."""
         return (self.work_dir / "done.json").is_file()
 
+    @property
+    def checkpoint(self) -> str:
+        """The finished run's checkpoint: ``done.json``'s entry resolved against the work dir
+        (:func:`rle.checkpoint.finished_checkpoint`: a copied work dir uses its own files).
+
+        Raises:
+            FileNotFoundError: not finished, or the checkpoint is missing.
+            ValueError: the run finished without saving a checkpoint.
+        """
+        from rle.checkpoint import finished_checkpoint
+
+        return finished_checkpoint(self.work_dir)
+
 
 def _work_dir_config(work_dir: Path) -> Path:
     # tools/train.py dumps the config under the work dir's name; the comparison's training

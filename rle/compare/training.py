@@ -53,6 +53,7 @@ def train_parallel(
     cfg_options: Optional[dict] = None,
     log: Callable[[str], None] = print,
     report_every: float = 30.0,
+    unsafe_load: bool = False,
 ) -> Dict[str, Tuple[Optional[str], float]]:
     """Train the unfinished runs of ``specs``, ``jobs`` at a time, in worker processes.
 
@@ -62,6 +63,7 @@ def train_parallel(
         cfg_options: overrides for every run's config.
         log: where progress lines go.
         report_every: seconds between progress lines.
+        unsafe_load: the workers resume with plain ``torch.load`` (trusted files only).
 
     Returns:
         ``{run name: (error or None, minutes)}`` for the runs trained here.
@@ -87,6 +89,8 @@ def train_parallel(
             cmd = [sys.executable, "-m", "rle.compare.worker", str(merged), str(work_dir)]
             if (work_dir / "last_checkpoint").is_file():
                 cmd.append("--resume")
+            if unsafe_load:
+                cmd.append("--unsafe-load")
             out = open(work_dir / "train.log", "w")
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
             epochs = cfg.train_cfg.get("max_epochs", "?")

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 from mmengine.dataset import BaseDataset, Compose
 
+from rle.datasets.sampler import SampleKey, sample_rng
 from rle.registry import TRANSFORMS
 
 __all__ = ["KeypointBaseDataset"]
@@ -15,8 +16,16 @@ __all__ = ["KeypointBaseDataset"]
 class KeypointBaseDataset(BaseDataset):
     """``BaseDataset`` whose pipeline entries are built from the ``rle`` transform registry
     (mmengine's ``Compose`` only searches its root registry), with the image folder given as
-    ``data_prefix=dict(img=...)``, and which may be empty (mmengine cannot serialise an empty
-    list, e.g. when every detection is below the score threshold).
+    ``data_prefix=dict(img=...)``, and which can serialise an empty list (mmengine cannot;
+    the project's COCO and Human3.6M datasets refuse to be empty with a named error at build
+    time, since mmengine's sampler divides by the length).
+
+    Indexed with a :class:`~rle.datasets.sampler.SampleKey` ``(seed, epoch, index)`` (what the
+    train loader yields, :mod:`rle.datasets.sampler`), the pipeline gets
+    ``results["rng"] = sample_rng(seed, epoch, index)``, which the ``Random*`` transforms and
+    :class:`~rle.datasets.transforms.ColorJitter` draw from: a sample's augmentation is a pure
+    function of the key. A plain int index leaves ``rng`` out (the transforms then draw from
+    numpy's global generator).
 
     ``kwargs`` go to ``BaseDataset`` (``test_mode``, ``lazy_init``, ``indices``,
     ``serialize_data``, ``max_refetch``).
@@ -41,6 +50,17 @@ class KeypointBaseDataset(BaseDataset):
             **kwargs,
         )
         self.pipeline = Compose(built)
+
+    def prepare_data(self, idx) -> dict:
+        """The pipeline's output for ``idx``, an int or a :class:`SampleKey`."""
+        rng = None
+        if isinstance(idx, SampleKey):
+            rng = sample_rng(*idx)
+            idx = idx.index
+        data_info = self.get_data_info(idx)
+        if rng is not None:
+            data_info["rng"] = rng
+        return self.pipeline(data_info)
 
     def _serialize_data(self):
         if not self.data_list:

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import json
 import os.path as osp
-import pickle
 import re
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from rle.datasets.base import KeypointBaseDataset
 from rle.datasets.cameras import project, world_to_camera_rle
-from rle.datasets.coco import flip_indices_from_names
+from rle.datasets.coco import flip_indices_from_names, numeric_field
+from rle.datasets.transforms import image_file_problem
 from rle.registry import DATASETS
+from rle.serialization import UnsafeFileError, load_pickle
 
 __all__ = [
     "H36M_ACTIONS",
@@ -99,7 +100,8 @@ class H36MDataset(KeypointBaseDataset):
         split: ``"train"`` or ``"test"`` (protocol 2 subjects) unless ``subjects`` is given.
         subjects: explicit subjects to keep.
         add_thorax: append an 18th joint, the mean of the shoulders (official RLE).
-        check_images: verify at load time that every image file exists.
+        check_images: verify at load time that every image file exists and is not a
+            truncated JPEG/PNG.
         pipeline, test_mode, kwargs: as mmengine's ``BaseDataset``.
     """
 
@@ -147,11 +149,17 @@ class H36MDataset(KeypointBaseDataset):
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(f"annotation file not found: {self.ann_file}")
         if self.ann_file.endswith(".npz"):
-            data = self._load_npz()
+            data, seen = self._load_npz()
         elif self.ann_file.endswith(".json"):
-            data = self._load_rle_json()
+            data, seen = self._load_rle_json()
         else:
             raise ValueError(f"{self.ann_file}: expected an MMPose .npz or an official RLE .json")
+        if not data:
+            # an empty set cannot be trained or evaluated (mmengine's sampler divides by its size)
+            raise ValueError(
+                f"{self.ann_file}: no samples for subjects {list(self.subjects)}: the file's "
+                f"records are of subjects {sorted(seen)}"
+            )
         if self.add_thorax:
             for d in data:
                 for key in ("keypoints", "keypoints_cam"):
@@ -172,8 +180,10 @@ class H36MDataset(KeypointBaseDataset):
         if not osp.isfile(self.camera_param_file):
             raise FileNotFoundError(f"camera file not found: {self.camera_param_file}")
         try:
-            with open(self.camera_param_file, "rb") as f:
-                cams = pickle.load(f)
+            # the restricted unpickler: a crafted cameras.pkl would run code with pickle.load
+            cams = load_pickle(self.camera_param_file)
+        except UnsafeFileError:
+            raise  # names the file and the refused global
         except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
             raise ValueError(
                 f"{self.camera_param_file}: cannot read camera parameters ({err})"
@@ -184,7 +194,7 @@ class H36MDataset(KeypointBaseDataset):
             )
         return cams
 
-    def _load_npz(self) -> List[dict]:
+    def _load_npz(self) -> Tuple[List[dict], set]:
         try:
             npz = np.load(self.ann_file, allow_pickle=False)
             arrays = {k: npz[k] for k in npz.files}
@@ -200,20 +210,30 @@ class H36MDataset(KeypointBaseDataset):
                 raise ValueError(
                     f"{self.ann_file}: key '{key}' must have shape {shape}, got {arrays[key].shape}"
                 )
+        bad = self._nonfinite_records(arrays)
         cams = self._load_cameras()
+        intrinsics = {}
         data = []
+        seen = set()  # the subjects in the file, for the empty-dataset message
         for i in range(n):
             name = str(arrays["imgname"][i])
-            info = parse_imgname(name)
+            try:
+                info = parse_imgname(name)
+            except ValueError as err:
+                raise ValueError(f"{self.ann_file}: record {i}: field 'imgname': {err}") from err
+            seen.add(info["subject"])
             if info["subject"] not in self.subjects:
                 continue
+            if i in bad:
+                raise ValueError(f"{self.ann_file}: record {i} ({name}): {bad[i]}")
             key = (info["subject"], info["camera_id"])
             if key not in cams:
                 raise ValueError(
                     f"{self.ann_file}: record {i} ({name}): field 'imgname' names "
                     f"camera {key} which is not in {self.camera_param_file}"
                 )
-            cam = cams[key]
+            if key not in intrinsics:
+                intrinsics[key] = self._intrinsics(cams[key], key, i)
             side = 200.0 * float(arrays["scale"][i])
             cx, cy = (float(v) for v in arrays["center"][i])
             data.append(
@@ -227,19 +247,62 @@ class H36MDataset(KeypointBaseDataset):
                     arrays["part"][i, :, :2],
                     np.minimum(arrays["part"][i, :, 2], arrays["S"][i, :, 3]),
                     arrays["S"][i, :, :3] * 1000.0,
-                    dict(
-                        f=np.asarray(cam["f"]).reshape(2),
-                        c=np.asarray(cam["c"]).reshape(2),
-                        k=np.asarray(cam.get("k", np.zeros(3))).reshape(-1),
-                        p=np.asarray(cam.get("p", np.zeros(2))).reshape(-1),
-                    ),
+                    dict(intrinsics[key]),
                     info,
                 )
             )
-        return data
+        return data, seen
+
+    def _nonfinite_records(self, arrays: dict) -> dict:
+        """``{record: what is wrong}`` for the npz records whose numbers are unusable: ``S`` or
+        ``part`` with NaN/inf (a NaN joint would reach the loss), ``center`` not finite or
+        ``scale`` not positive (no box)."""
+        for key in ("center", "scale", "part", "S"):
+            if arrays[key].dtype.kind not in "iuf":
+                raise ValueError(
+                    f"{self.ann_file}: key '{key}' must be numeric, got dtype {arrays[key].dtype}"
+                )
+        n = len(arrays["imgname"])
+        bad = {}
+        for key in ("S", "part", "center", "scale"):
+            ok = np.isfinite(arrays[key].reshape(n, -1)).all(1)
+            if key == "scale":
+                ok &= arrays["scale"] > 0
+            for i in np.flatnonzero(~ok).tolist():
+                if key in ("S", "part"):
+                    joints = np.flatnonzero(~np.isfinite(arrays[key][i]).all(1)).tolist()
+                    what = f"has NaN or infinite values at joints {joints}"
+                elif key == "center":
+                    what = f"is not finite: {arrays[key][i].tolist()}"
+                else:
+                    what = f"must be finite and > 0, got {arrays[key][i]}"
+                bad.setdefault(i, f"key '{key}' {what}")
+        return bad
+
+    def _intrinsics(self, cam, key, record: int) -> dict:
+        """The checked ``f``, ``c`` (and optional distortion ``k``, ``p``) of one
+        ``cameras.pkl`` entry; the error names the camera, the missing or bad key and the
+        first record that uses it. ``R`` and ``T`` are not read (``S`` is camera-frame)."""
+        where = (
+            f"{self.camera_param_file}: camera {key} (used by record {record} of {self.ann_file})"
+        )
+        if not isinstance(cam, dict):
+            raise ValueError(f"{where}: expected a dict with 'f' and 'c', got {type(cam).__name__}")
+        out = {}
+        for name, size in (("f", 2), ("c", 2), ("k", None), ("p", None)):
+            if name not in cam:
+                if size:
+                    raise ValueError(f"{where}: missing key '{name}' (focal length f, centre c)")
+                out[name] = np.zeros(3 if name == "k" else 2)
+                continue
+            arr = numeric_field(cam[name], where, name, finite=True).reshape(-1)
+            if size and arr.size != size:
+                raise ValueError(f"{where}: key '{name}' must have {size} values, got {arr.size}")
+            out[name] = np.asarray(cam[name]).reshape(-1 if size is None else size)
+        return out
 
     # -- official RLE layout -------------------------------------------------------------------
-    def _load_rle_json(self) -> List[dict]:
+    def _load_rle_json(self) -> Tuple[List[dict], set]:
         try:
             with open(self.ann_file) as f:
                 raw = json.load(f)
@@ -250,6 +313,7 @@ class H36MDataset(KeypointBaseDataset):
                 raise ValueError(f"{self.ann_file}: missing top-level key '{key}'")
         images = {img.get("id"): img for img in raw["images"]}
         data = []
+        seen = set()  # the subjects in the file, for the empty-dataset message
         for i, ann in enumerate(raw["annotations"]):
             rec = f"{self.ann_file}: annotation {ann.get('id', i)}"
             for key in ("image_id", "bbox", "keypoints_world", "cam_param"):
@@ -259,20 +323,29 @@ class H36MDataset(KeypointBaseDataset):
             if img is None:
                 raise ValueError(f"{rec}: field 'image_id' {ann['image_id']} is not in 'images'")
             info = self._image_info(img, rec)
+            seen.add(info["subject"])
             if info["subject"] not in self.subjects:
                 continue
-            world = np.asarray(ann["keypoints_world"], dtype=np.float64)
+            world = numeric_field(ann["keypoints_world"], rec, "keypoints_world", finite=True)
             if world.shape != (17, 3):
                 raise ValueError(
                     f"{rec}: field 'keypoints_world' must be 17 x 3, got {world.shape}"
                 )
             cam = ann["cam_param"]
-            for key in ("R", "t", "f", "c"):
+            if not isinstance(cam, dict):
+                raise ValueError(f"{rec}: field 'cam_param' must be a dict with R, t, f, c")
+            for key, size in (("R", 9), ("t", 3), ("f", 2), ("c", 2)):
                 if key not in cam:
                     raise ValueError(f"{rec}: field 'cam_param' lacks '{key}'")
+                field = f"cam_param.{key}"
+                if numeric_field(cam[key], rec, field, finite=True).size != size:
+                    raise ValueError(f"{rec}: field '{field}' must have {size} values")
             x_cam = world_to_camera_rle(world, cam["R"], cam["t"])
             uv = project(x_cam, cam["f"], cam["c"])
-            x, y, w, h = (float(v) for v in np.asarray(ann["bbox"], dtype=np.float64).reshape(4))
+            bbox = numeric_field(ann["bbox"], rec, "bbox", finite=True).reshape(-1)
+            if bbox.shape != (4,):
+                raise ValueError(f"{rec}: field 'bbox' must be [x, y, w, h], got {ann['bbox']}")
+            x, y, w, h = (float(v) for v in bbox)
             if not (w > 0 and h > 0):
                 raise ValueError(f"{rec}: field 'bbox' must have w, h > 0, got {ann['bbox']}")
             camera = dict(
@@ -294,7 +367,7 @@ class H36MDataset(KeypointBaseDataset):
                     info,
                 )
             )
-        return data
+        return data, seen
 
     @staticmethod
     def _image_info(img: dict, rec: str) -> dict:
@@ -316,6 +389,9 @@ class H36MDataset(KeypointBaseDataset):
         path = osp.join(self.data_prefix["img"], name)
         if self.check_images and not osp.isfile(path):
             raise FileNotFoundError(f"{self.ann_file}: record {idx}: image not found: {path}")
+        problem = image_file_problem(path) if self.check_images else None
+        if problem:  # a truncated image would decode into a partly grey one
+            raise ValueError(f"{self.ann_file}: record {idx}: image {path}: {problem}")
         # the box is stored xyxy in pixel-edge coordinates around the centre (index units)
         bbox = np.array(
             [cx + 0.5 - w / 2, cy + 0.5 - h / 2, cx + 0.5 + w / 2, cy + 0.5 + h / 2],

@@ -11,6 +11,13 @@ Geometry is applied once: flips, shifts, scales and rotations only change the bo
 flag, and :class:`TopdownAffine` warps the image once with the composed matrix (a flipped
 image is never materialised at full size).
 
+Randomness: :class:`RandomFlip`, :class:`RandomHalfBody`, :class:`RandomBBoxTransform` and
+:class:`ColorJitter` draw only from ``results["rng"]``, the sample's own ``numpy`` generator
+that the dataset derives from ``(seed, epoch, index)`` (:mod:`rle.datasets.sampler`): the
+augmentation of a sample does not depend on which process made it or on what was drawn before,
+so a resumed run repeats an uninterrupted one exactly. Without ``results["rng"]`` (a transform
+used on its own) they draw from numpy's global generator: reproducible under ``np.random.seed``.
+
 Joints outside the crop: :class:`EncodeKeypoints` gives them weight 0 by default
 (``outside="zero"``): heatmap heads cannot represent them and the comparison between heads must
 supervise the same joints. ``outside="keep"`` keeps regression supervision for them.
@@ -39,6 +46,8 @@ __all__ = [
     "RandomFlip",
     "RandomHalfBody",
     "TopdownAffine",
+    "encoded_image_problem",
+    "image_file_problem",
     "keypoints_to_image",
 ]
 
@@ -46,8 +55,9 @@ COCO_UPPER_BODY = tuple(range(11))
 
 
 def _rng(results):
-    # a per-sample generator may be injected (results["rng"]) for determinism; otherwise
-    # numpy's global state, which mmengine seeds per dataloader worker
+    # training samples carry their own generator, keyed by (seed, epoch, index) (module
+    # docstring); a transform called on a bare dict falls back to numpy's global generator,
+    # reproducible under np.random.seed
     rng = results.get("rng")
     return rng if rng is not None else np.random.mtrand._rand
 
@@ -56,14 +66,95 @@ def _uniform(rng, low, high):
     return float(rng.uniform(low, high))
 
 
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+_PNG_SIGNATURE, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # IEND chunk type + its CRC
+_TAIL_BYTES = 1024  # what the load-time check reads from the end of a file
+
+
+def _jpeg_has_end(data: bytes) -> bool:
+    """Whether the JPEG stream ``data`` reaches its end-of-image marker: walks the marker
+    segments (skipping each by its length, the scans by their entropy-coded bytes), so trailing
+    data after the image (motion photos) is accepted and an embedded thumbnail's EOI is not
+    mistaken for the image's."""
+    pos, n = 2, len(data)
+    while pos + 2 <= n:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return True
+        if marker in (0xFF, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 1 if marker == 0xFF else 2  # a fill byte, or a marker without a length
+            continue
+        if pos + 4 > n:
+            return False
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next real marker
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    return False
+                if data[pos + 1] in (0x00, 0xFF) or 0xD0 <= data[pos + 1] <= 0xD7:
+                    pos += 1 if data[pos + 1] == 0xFF else 2  # stuffing, fill, restart
+                    continue
+                break
+    return False
+
+
+def encoded_image_problem(data: bytes) -> Optional[str]:
+    """Why the encoded image ``data`` is unusable, or ``None``.
+
+    A JPEG must reach its end-of-image marker ``FF D9`` and a PNG must have its ``IEND`` chunk:
+    a file cut short still decodes (libjpeg fills the missing part with grey and only prints a
+    warning), so decoding alone does not detect it. Other formats are only checked by decoding.
+    """
+    if not data:
+        return "the file is empty"
+    if data.startswith(_JPEG_SOI):
+        # fast path: nearly every JPEG ends with the marker (trailing NUL padding allowed)
+        if data.rstrip(b"\x00").endswith(_JPEG_EOI) or _jpeg_has_end(data):
+            return None
+        return "truncated JPEG (no end-of-image marker FF D9)"
+    if data.startswith(_PNG_SIGNATURE) and _PNG_IEND not in data:
+        return "truncated PNG (no IEND chunk)"
+    return None
+
+
+def image_file_problem(path: str) -> Optional[str]:
+    """:func:`encoded_image_problem` of the file ``path``, reading only its first bytes and its
+    last ``1024`` unless the end is not where a complete JPEG or PNG ends (the dataset loaders'
+    cheap load-time check; :class:`LoadImage` checks the full bytes it decodes)."""
+    with open(path, "rb") as f:
+        head = f.read(len(_PNG_SIGNATURE))
+        if head.startswith(_JPEG_SOI):
+            end = _JPEG_EOI
+        elif head.startswith(_PNG_SIGNATURE):
+            end = _PNG_IEND
+        else:
+            return encoded_image_problem(head)  # empty, or a format checked by decoding
+        size = f.seek(0, 2)
+        f.seek(max(size - _TAIL_BYTES, 0))
+        if f.read().rstrip(b"\x00").endswith(end):
+            return None
+        f.seek(0)
+        return encoded_image_problem(f.read())
+
+
 @TRANSFORMS.register_module()
 class LoadImage:
     """Read ``img_path`` into ``img`` (H, W, 3) uint8 BGR.
 
+    The file's bytes are checked (:func:`encoded_image_problem`: a truncated JPEG or PNG is
+    refused, not decoded into a partly grey image) and decoded with ``cv2.imdecode`` (EXIF
+    orientation applied, as ``cv2.imread``).
+
     Args:
-        backend_args: mmengine file backend arguments (``None`` = local files, read with
-            ``cv2.imread`` directly).
+        backend_args: mmengine file backend arguments (``None`` = local files).
         to_rgb: convert to RGB.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is truncated or cannot be decoded (naming the file and the sample).
     """
 
     def __init__(self, backend_args: Optional[dict] = None, to_rgb: bool = False) -> None:
@@ -73,14 +164,22 @@ class LoadImage:
     def __call__(self, results: dict) -> dict:
         path = results["img_path"]
         if self.backend_args is None:
-            img = cv2.imread(path, cv2.IMREAD_COLOR)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                raise FileNotFoundError(f"cannot read image {path}: file not found") from None
         else:
             from mmengine.fileio import get
 
-            buf = np.frombuffer(get(path, backend_args=self.backend_args), dtype=np.uint8)
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            data = get(path, backend_args=self.backend_args)
+        problem = encoded_image_problem(data)
+        img = None if problem else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
-            raise FileNotFoundError(f"cannot read image {path} (missing or not an image)")
+            sample = f" (sample id {results['id']})" if results.get("id") is not None else ""
+            raise ValueError(
+                f"cannot read image {path}{sample}: {problem or 'not a decodable image'}"
+            )
         if self.to_rgb:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         results["img"] = img
@@ -346,7 +445,8 @@ class EncodeKeypoints:
 
     ``keypoint_labels`` (K, 2) from the transformed keypoints; ``keypoint_weights`` (K,) = 1 for
     labelled joints (v > 0) and 0 otherwise; joints outside the crop get 0 unless
-    ``outside="keep"``.
+    ``outside="keep"``. An unlabelled joint (v = 0) with NaN or infinite coordinates gets the
+    label 0 (never NaN); a labelled one raises ``ValueError`` naming the sample and the joints.
 
     3-D (``keypoints_cam`` present and ``num_dims=3``): ``keypoint_labels`` (K, 3) with the
     root-relative depth ``(z - z_root) / depth_scale`` (mm, 2000 as the references), weight 0
@@ -376,7 +476,18 @@ class EncodeKeypoints:
             z = results["keypoints_cam"][:, 2]
             depth = (z - z[self.root_index]) / self.depth_scale
             labels = np.concatenate([labels, depth[:, None]], axis=1)
-        weights = (np.asarray(results["keypoints_visible"]) > 0).astype(np.float32)
+        labelled = np.asarray(results["keypoints_visible"]) > 0
+        finite = np.isfinite(labels).all(axis=1)
+        if not finite.all():
+            if (labelled & ~finite).any():
+                raise ValueError(
+                    f"{results.get('img_path')} (sample id {results.get('id')}): keypoints "
+                    f"{np.flatnonzero(labelled & ~finite).tolist()} are labelled (visible > 0) "
+                    "but their coordinates (or depth) are NaN or infinite"
+                )
+            # an unlabelled joint's label is never supervised, but 0 * NaN is NaN in a loss
+            labels = np.where(finite[:, None], labels, 0.0)
+        weights = labelled.astype(np.float32)
         if self.outside == "zero":
             inside = (np.abs(labels) <= 0.5).all(axis=1)
             weights = weights * inside

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
+from rle.datasets.coco import load_coco
 from rle.evaluation.functional import (
     expected_calibration_error,
     interval_coverage,
@@ -47,6 +48,15 @@ def _get(sample, key, default=None):
     """A field of a data sample given as a dict (mmengine's Evaluator converts data elements
     with ``to_dict``) or as a ``BaseDataElement``."""
     return sample.get(key, default)
+
+
+def _check_not_empty(results: List[dict], metric: BaseMetric) -> None:
+    """A clear error instead of numpy's on ``np.stack([])`` when nothing was evaluated."""
+    if not results:
+        raise ValueError(
+            f"{type(metric).__name__}: no predictions to evaluate (an empty test set, or "
+            "process() was never called)"
+        )
 
 
 def _need(sample, key):
@@ -170,12 +180,12 @@ class CocoKeypointMetric(BaseMetric):
             )
 
     def _load_gt(self):
-        from pycocotools.coco import COCO
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(self.ann_file)
+        # checked as the dataset checks it: a duplicate annotation id would make pycocotools
+        # evaluate a ground truth against another's (AP ~0, silently)
+        return load_coco(self.ann_file)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        _check_not_empty(results, self)
         gt = self._load_gt()
         sigmas = np.asarray(self.dataset_meta["sigmas"]) if self.dataset_meta else None
         if sigmas is None:
@@ -250,6 +260,9 @@ class CocoKeypointMetric(BaseMetric):
             if not anns:
                 continue
             g = np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(len(anns), -1, 3)
+            # an unlabelled keypoint may be NaN in the file (the dataset reads it as 0): OKS
+            # masks it out, but NaN * 0 is NaN
+            g[..., :2] = np.where(g[..., 2:] > 0, g[..., :2], 0.0)
             oks = object_keypoint_similarity(
                 np.repeat(r["keypoints"][None], len(anns), 0),
                 g[..., :2],
@@ -317,6 +330,7 @@ class PCKMetric(BaseMetric):
             )
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        _check_not_empty(results, self)
         pred = np.stack([r["pred"] for r in results])
         gt = np.stack([r["gt"] for r in results])
         mask = np.stack([r["mask"] for r in results])
@@ -368,6 +382,7 @@ class H36MMetric(BaseMetric):
             )
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        _check_not_empty(results, self)
         pred = np.stack([r["pred"] for r in results])
         gt = np.stack([r["gt"] for r in results])
         actions = [r["action"] for r in results]

@@ -70,13 +70,21 @@ class TimmBackbone(BaseModule):
 
     def load_pretrained(self, path: str, strict: bool = True, prefix: str = "") -> None:
         """Load a local checkpoint into the backbone (features_only key layout handled by
-        timm's own filtering: classifier keys are ignored)."""
+        timm's own filtering: classifier keys are ignored).
+
+        Read with :func:`rle.serialization.load_checkpoint_file`, the loader of every other
+        checkpoint: like ``weights_only=True`` it runs no code from the file, but it also
+        admits mmengine's and MMPose's checkpoints (numpy objects, HistoryBuffer), so the
+        backbone of a training checkpoint loads with ``prefix="backbone."``, and its errors
+        name the file (refused globals, truncation)."""
         if not osp.isfile(path):
             raise FileNotFoundError(
                 f"pretrained checkpoint not found: {path} (weights are "
                 "never downloaded; pass a local file)"
             )
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        from rle.serialization import load_checkpoint_file
+
+        ckpt = load_checkpoint_file(path, map_location="cpu")
         for key in ("state_dict", "model"):
             if isinstance(ckpt, dict) and key in ckpt and isinstance(ckpt[key], dict):
                 ckpt = ckpt[key]

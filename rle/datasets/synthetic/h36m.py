@@ -49,6 +49,7 @@ from rle.datasets.synthetic.body import (
     sample_proportions,
 )
 from rle.datasets.synthetic.checks import PathLike, check_int, check_root, check_seed, check_size
+from rle.serialization import load_pickle
 
 __all__ = ["SYNTH_H36M", "ensure_synth_h36m", "generate_synth_h36m"]
 
@@ -287,9 +288,8 @@ def generate_synth_h36m(
     params = _h36m_params(subjects, frames_per_subject, image_size, seed, cameras_pkl)
     subjects, n_frames = params["subjects"], params["frames_per_subject"]
     width, height = params["image_size"]
-    if params["cameras_pkl"] is not None:
-        with open(params["cameras_pkl"], "rb") as f:
-            source = pickle.load(f)
+    if params["cameras_pkl"] is not None:  # the restricted unpickler: no code from the file
+        source = load_pickle(params["cameras_pkl"])
     paths = _h36m_paths(root)
     rng = np.random.default_rng(params["seed"])
     if params["cameras_pkl"] is None:
