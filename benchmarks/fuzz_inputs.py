@@ -478,6 +478,94 @@ def rle_low_precision(tmp):
     return defined("loss and gradients finite for logits -200..200 (fp16; bf16 autocast)")
 
 
+# -- files that could run code, checkpoints after a crash -------------------------------------
+class _Payload:
+    """Unpickling calls ``os.system``: what a crafted checkpoint does with plain torch.load."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+class _Escalation:
+    """``getattr(<an admitted function>, '__globals__')``: the walk towards ``os.system``."""
+
+    def __reduce__(self):
+        return getattr, (torch._utils._rebuild_tensor_v2, "__globals__")
+
+
+def _refused(tmp: Path, obj, load) -> str:
+    path, marker = tmp / "crafted.pth", tmp / "MARKER"
+    torch.save({"state_dict": {}, "x": obj(marker) if obj is _Payload else obj()}, path)
+    try:
+        load(path)
+    finally:
+        if marker.exists():
+            return unclear("the payload ran")  # noqa: B012 - a ran payload is the outcome
+    return unclear("the crafted file loaded")
+
+
+def crafted_checkpoint(tmp):
+    from rle.serialization import load_checkpoint_file
+
+    return _refused(tmp, _Payload, load_checkpoint_file)
+
+
+def getattr_escalation(tmp):
+    from rle.serialization import load_checkpoint_file
+
+    return _refused(tmp, _Escalation, load_checkpoint_file)
+
+
+def crafted_cameras(tmp):
+    marker = tmp / "MARKER"
+    (tmp / "cameras.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    try:
+        from rle.serialization import load_pickle
+
+        load_pickle(tmp / "cameras.pkl")
+    finally:
+        if marker.exists():
+            return unclear("the payload ran")  # noqa: B012
+    return unclear("the crafted file loaded")
+
+
+def truncated_checkpoint(tmp):
+    from rle.serialization import load_checkpoint_file
+
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, tmp / "epoch_1.pth")
+    data = (tmp / "epoch_1.pth").read_bytes()
+    (tmp / "epoch_2.pth").write_bytes(data[: len(data) // 2])
+    load_checkpoint_file(tmp / "epoch_2.pth")
+    return unclear("a truncated checkpoint loaded")
+
+
+def resume_after_torn_save(tmp):
+    from rle.checkpoint import find_resumable_checkpoint
+
+    good = {"meta": {"epoch": 1, "iter": 4}, "state_dict": {"w": torch.zeros(3)}}
+    torch.save(good, tmp / "epoch_1.pth")
+    data = (tmp / "epoch_1.pth").read_bytes()
+    (tmp / "epoch_2.pth").write_bytes(data[: len(data) // 2])  # killed while saving
+    (tmp / "last_checkpoint").write_text("epoch_2.pth")
+    found = find_resumable_checkpoint(tmp, logger=logging.getLogger("fuzz"))
+    if found and Path(found).name == "epoch_1.pth":
+        return defined("resumes from the newest readable checkpoint (epoch_1.pth), with a warning")
+    return unclear(f"resumes from {found}")
+
+
+def checkpoint_of_another_model(tmp):
+    from rle.serialization import check_state_dict
+
+    model = {"head.fc.weight": torch.zeros(4, 2)}
+    check_state_dict(model, {"state_dict": {"head.fc_coord.weight": torch.zeros(4, 2)}}, "rle.pth")
+    return unclear("a checkpoint of another head loaded")
+
+
 CASES: List[Case] = [
     Case("COCO: duplicate annotation ids", duplicate_ids, ("ann.json", "annotation id 7")),
     Case("COCO: annotation without 'id'", missing_id, ("ann.json", "annotations[1]", "'id'")),
@@ -530,6 +618,16 @@ CASES: List[Case] = [
     Case("sampling_argmax: +inf bins / all -inf map", sampling_inf),
     Case("sampling_argmax: Gaussian basis on a 1x1 map", gaussian_1x1),
     Case("rle_loss: float16 / bfloat16 autocast, sigma logits -200..200", rle_low_precision),
+    Case("checkpoint whose pickle calls os.system", crafted_checkpoint,
+         ("crafted.pth", "refused", "system")),
+    Case("checkpoint escalating through getattr(f, '__globals__')", getattr_escalation,
+         ("crafted.pth", "refused", "getattr")),
+    Case("cameras.pkl whose pickle calls os.system", crafted_cameras,
+         ("cameras.pkl", "refused", "system")),
+    Case("truncated checkpoint", truncated_checkpoint, ("epoch_2.pth", "epoch_1.pth")),
+    Case("--resume after a save torn by a kill", resume_after_torn_save),
+    Case("checkpoint of another head (strict match)", checkpoint_of_another_model,
+         ("rle.pth", "missing keys", "head.fc.weight", "unexpected keys")),
 ]  # fmt: skip
 
 
@@ -570,7 +668,8 @@ def run_case(case: Case) -> str:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             first = first.replace(tmp + "/", "")
             if case.names and all(n in str(err) for n in case.names):
-                return f"named error: {first}"
+                # the start of the message: what it names (the table stays readable)
+                return f"named error: {first[:140]}{'...' if len(first) > 140 else ''}"
             return unclear(f"{type(err).__name__}: {first}"[:200])
 
 

@@ -393,9 +393,18 @@ def check_state_dict(
     parts = [f"{len(missing)} missing keys: {_first(missing)}" if missing else "",
              f"{len(unexpected)} unexpected keys: {_first(unexpected)}" if unexpected else "",
              f"{len(shapes)} shape mismatches: {_first(shapes, 3)}" if shapes else ""]  # fmt: skip
-    raise CheckpointMismatchError(
-        f"{filename} does not fit the model: " + "; ".join(p for p in parts if p) + ". Was it "
-        "trained with another config (head, backbone, number of keypoints)? Evaluate it with "
-        "the config it was trained with; to start from the matching weights only, use "
-        "model.init_cfg=dict(type='Pretrained', checkpoint=...) instead of load_from."
+    from rle.converters import detect_layout
+
+    layout = detect_layout(state)
+    hint = (
+        f" It has the layout of {layout} checkpoints: convert it first with "
+        f"`python tools/convert_checkpoint.py {filename} CONVERTED.pth --from {layout}`."
+        if layout
+        else ""
     )
+    raise CheckpointMismatchError(
+        f"{filename} does not fit the model: " + "; ".join(p for p in parts if p) + "." + hint
+        + " Was it trained with another config (head, backbone, number of keypoints)? Evaluate "
+        "it with the config it was trained with; to start from the matching weights only, use "
+        "model.init_cfg=dict(type='Pretrained', checkpoint=...) instead of load_from."
+    )  # fmt: skip

@@ -181,3 +181,16 @@ def test_tool_writes_a_self_describing_checkpoint(tmp_path):
     assert set(back) == set(torch.load(src, weights_only=True))
     with pytest.raises(SystemExit, match="convert_checkpoint: .*meta"):
         tool.main([str(src), str(tmp_path / "x.pth"), "--to", "mmpose"])  # not one of ours
+
+
+@needs_interop
+def test_strict_loading_suggests_the_converter_for_a_reference_layout():
+    from rle.serialization import CheckpointMismatchError, check_state_dict
+
+    cfg, state = _ours(dict(type="RLEHead"))
+    ckpt = _mmpose("rle_res18n")
+    with pytest.raises(CheckpointMismatchError, match="--from mmpose"):
+        check_state_dict(state, ckpt, "mmpose_rle_res18n.pth")
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_state_dict(state, {"state_dict": {"x": torch.zeros(1)}}, "other.pth")
+    assert "convert_checkpoint" not in str(err.value)
