@@ -388,3 +388,30 @@ def test_truncated_or_foreign_files_name_the_file(tiny, tmp_path):
         load_checkpoint_file(tmp_path / "scripted.pt")
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_checkpoint_file(tmp_path / "missing.pth")
+
+
+def test_prediction_dumps_go_through_the_safe_loader(tmp_path):
+    import pickle
+
+    from rle.evaluation.dump import load_predictions
+    from rle.serialization import UnsafeFileError
+
+    good = tmp_path / "predictions.pkl"
+    good.write_bytes(pickle.dumps([{"pred_keypoints": np.zeros((2, 2)), "id": 3, "bbox": [1.0]}]))
+    records = load_predictions(str(good))
+    assert records[0]["id"] == 3 and records[0]["bbox"].shape == (1,)
+    bad, marker = tmp_path / "crafted.pkl", tmp_path / "MARKER"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return os.system, (f"touch {marker}",)
+
+    bad.write_bytes(pickle.dumps([Payload()]))
+    with pytest.raises(UnsafeFileError, match="system"):
+        load_predictions(str(bad))
+    assert not marker.exists()
+    (tmp_path / "notalist.pkl").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ValueError, match="list of prediction records"):
+        load_predictions(str(tmp_path / "notalist.pkl"))

@@ -63,9 +63,14 @@ class DumpPredictions(BaseMetric):
 
 
 def load_predictions(path: str) -> List[dict]:
-    """Read a :class:`DumpPredictions` file."""
-    with open(path, "rb") as f:
-        records = pickle.load(f)
+    """Read a :class:`DumpPredictions` file through the safe loader
+    (:func:`rle.serialization.load_pickle`: records are dicts of numbers, str and arrays, and
+    a work dir handed to the comparison may come from elsewhere)."""
+    from rle.serialization import load_pickle
+
+    records = load_pickle(path)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValueError(f"{path}: expected a list of prediction records (dicts)")
     for rec in records:
         for key, value in rec.items():
             if isinstance(value, list):
