@@ -19,6 +19,7 @@ H/W heatmap size, Dz depth bins.
 from __future__ import annotations
 
 import copy
+import numbers
 from typing import Dict, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -250,7 +251,32 @@ class HeatmapHead(BaseHead):
         deconv_channels, deconv_kernel, conv_channels: the trunk (:func:`heatmap_trunk`).
         beta: inverse temperature of the softmax.
         loss: coordinate loss kind (``"l1"``, ``"l2"``, ``"smooth_l1"``, ``"euclidean"``).
+        grid: where the decoded coordinates put bin ``j`` of an axis of ``m`` bins (input size
+            ``n`` px along it, stride ``n / m``). ``"center"`` (default): the bin centre,
+            normalised ``(j + 0.5)/m - 0.5`` (crop px ``(j + 0.5) * stride - 0.5``).
+            ``"mmpose"``: MMPose's ``IntegralRegressionHead`` / ``DSNTHead`` grid, crop px
+            ``j * stride`` (``arange(m)/m`` in its ``u/n`` frame), i.e. normalised
+            ``(j * stride + 0.5)/n - 0.5``: our grid shifted by the constant
+            ``delta = 0.5/n - 0.5/m`` per axis (-3.5 crop px at stride 8; see
+            :meth:`grid_offset`). Each map sums to 1, so the expectation (and the debiased one,
+            and every sampling-argmax sample) on that grid is ours plus ``delta`` exactly: the
+            offset is added to the coordinates, and the DSNT regularisers place their target
+            Gaussian at ``target - delta`` on the map. It exists to reproduce MMPose
+            checkpoints: a constant shift of the output that no conversion of the weights can
+            express. The depth axis of a volumetric map (``num_dims=3``) is never shifted
+            (MMPose has no 3-D integral head).
+        input_size: ``(w, h)`` of the input crop in px (two positive ints); required when
+            ``grid="mmpose"`` (``n`` above), optional otherwise.
+        keypoint_scores: ``"peak"`` (default): the heatmap's peak probability
+            (:func:`heads.functional.heatmap_confidence`; a head with its own confidence, such as
+            :class:`heads.HeatmapRLEHead`, keeps it); ``"one"``: the constant 1.0 MMPose's
+            integral heads report for every keypoint.
     """
+
+    #: accepted values of ``grid``
+    GRIDS = ("center", "mmpose")
+    #: accepted values of ``keypoint_scores``
+    KEYPOINT_SCORES = ("peak", "one")
 
     default_init_cfg = [
         dict(type="Normal", layer=["ConvTranspose2d"], std=0.001),
@@ -267,9 +293,37 @@ class HeatmapHead(BaseHead):
         conv_channels: Sequence[int] = (),
         beta: float = 1.0,
         loss: str = "l1",
+        grid: str = "center",
+        input_size: Optional[Sequence[int]] = None,
+        keypoint_scores: str = "peak",
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if grid not in self.GRIDS:
+            raise ValueError(f"grid must be one of {self.GRIDS}, got {grid!r}")
+        if keypoint_scores not in self.KEYPOINT_SCORES:
+            raise ValueError(
+                f"keypoint_scores must be one of {self.KEYPOINT_SCORES}, got {keypoint_scores!r}"
+            )
+        if input_size is not None:
+            if (
+                isinstance(input_size, (str, bytes))
+                or not isinstance(input_size, Sequence)
+                or len(input_size) != 2
+                or any(
+                    not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1
+                    for v in input_size
+                )
+            ):
+                raise ValueError(
+                    f"input_size must be (w, h), two positive ints, got {input_size!r}"
+                )
+            input_size = (int(input_size[0]), int(input_size[1]))
+        elif grid == "mmpose":
+            raise ValueError('input_size (w, h) of the input crop is required with grid="mmpose"')
+        self.grid = grid
+        self.input_size = input_size
+        self.keypoint_scores = keypoint_scores
         if self.num_dims == 3 and (not isinstance(depth_bins, int) or depth_bins < 1):
             raise ValueError(f"depth_bins must be a positive int, got {depth_bins!r}")
         if not beta > 0:
@@ -294,12 +348,38 @@ class HeatmapHead(BaseHead):
         """coords ``(B, K, D)`` from the maps; heads override."""
         raise NotImplementedError
 
+    def grid_offset(self, maps: torch.Tensor) -> Optional[torch.Tensor]:
+        """The ``(D,)`` offset, in normalised units, of the ``grid`` the coordinates are decoded
+        on relative to the bin-centre grid of :mod:`rle.coords`, or ``None`` for
+        ``grid="center"``.
+
+        ``"mmpose"``: ``0.5/n - 0.5/m`` per axis, ``x`` from ``W`` and ``input_size[0]``, ``y``
+        from ``H`` and ``input_size[1]``; ``z`` (volumetric maps) 0.
+
+        Args:
+            maps: heatmaps or logits ``(B, K, [Dz,] H, W)`` (only the sizes, dtype and device
+                are used).
+        """
+        if self.grid == "center":
+            return None
+        h, w = maps.shape[-2:]
+        offset = [0.5 / self.input_size[0] - 0.5 / w, 0.5 / self.input_size[1] - 0.5 / h]
+        offset += [0.0] * (self.num_dims - 2)
+        return torch.tensor(offset, dtype=maps.dtype, device=maps.device)
+
     def forward(self, feats: Feats) -> HeadOutput:
         logits = self.heatmap_logits(feats)
         heatmaps = spatial_softmax(logits, self.beta)
-        return HeadOutput(coords=self.decode(logits, heatmaps), heatmaps=heatmaps, logits=logits)
+        coords = self.decode(logits, heatmaps)
+        offset = self.grid_offset(heatmaps)
+        if offset is not None:
+            coords = coords + offset
+        return HeadOutput(coords=coords, heatmaps=heatmaps, logits=logits)
 
     def scores(self, output: HeadOutput) -> torch.Tensor:
+        """``keypoint_scores="peak"``: the peak probability of each map; ``"one"``: ones."""
+        if self.keypoint_scores == "one":
+            return output.coords.new_ones(output.coords.shape[:2])
         return heatmap_confidence(output.heatmaps)
 
     def coordinate_loss(self, coords, target, target_weight) -> torch.Tensor:

@@ -18,7 +18,8 @@ class DebiasedIPRHead(HeatmapHead):
     Args:
         max_ratio: guard on ``r = N / C`` (:func:`heads.functional.debiased_soft_argmax`).
         other arguments: see :class:`heads.base.HeatmapHead`; the compensation matters most at
-            low ``beta``.
+            low ``beta``. The compensation commutes with a constant grid shift, so ``grid``
+            is applied by :meth:`heads.base.HeatmapHead.forward` after :meth:`decode`.
     """
 
     def __init__(self, *args, max_ratio: float = 0.99, **kwargs) -> None:

@@ -30,7 +30,9 @@ class DSNTHead(HeatmapHead):
         sigma_t: target Gaussian standard deviation in heatmap bins.
         reg_weight: weight of the regulariser.
         coord_scale: factor on normalised distances (2 = dsntnn's frame).
-        other arguments: see :class:`heads.base.HeatmapHead`.
+        other arguments: see :class:`heads.base.HeatmapHead` (``grid``, ``input_size``,
+            ``keypoint_scores``; with ``grid="mmpose"`` the regulariser's target Gaussian
+            follows the grid).
     """
 
     def __init__(
@@ -71,6 +73,11 @@ class DSNTHead(HeatmapHead):
         losses = {"loss_kpt": self.loss_weight * apply_weight(euc, joint_w).sum() / denom}
         if self.reg is not None:
             heatmaps = output.heatmaps
+            # the target Gaussian lives on the bin-centre grid of the map: move the target
+            # there from the decoding grid (grid="mmpose"), as the coordinates were moved
+            offset = self.grid_offset(heatmaps)
+            if offset is not None:
+                target = target - offset
             if self.reg == "variance":
                 reg = variance_reg(heatmaps, self.sigma_t)
             elif self.reg == "js":

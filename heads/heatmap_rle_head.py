@@ -24,7 +24,9 @@ class HeatmapRLEHead(RLELossMixin, HeatmapHead):
 
     Args:
         loss_cfg: keyword arguments of :class:`rle.losses.RLELoss`.
-        other arguments: see :class:`heads.base.HeatmapHead` (``loss`` is unused).
+        other arguments: see :class:`heads.base.HeatmapHead` (``loss`` is unused; ``grid``
+            moves mu through :meth:`HeatmapHead.forward`; ``keypoint_scores="peak"`` keeps the
+            RLE confidence of the mixin, ``"one"`` gives ones).
     """
 
     def __init__(self, *args, loss_cfg: Optional[dict] = None, **kwargs) -> None:
@@ -43,3 +45,8 @@ class HeatmapRLEHead(RLELossMixin, HeatmapHead):
         pooled = F.adaptive_avg_pool2d(fmap, 1).flatten(1)
         sigma_logits = self.fc_sigma(pooled).view(-1, self.num_keypoints, self.num_dims)
         return output._replace(sigma=torch.sigmoid(sigma_logits), sigma_logits=sigma_logits)
+
+    def scores(self, output: HeadOutput) -> torch.Tensor:
+        if self.keypoint_scores == "one":
+            return HeatmapHead.scores(self, output)
+        return super().scores(output)  # RLELossMixin: the confidence of sigma

@@ -28,7 +28,9 @@ class SamplingArgmaxHead(HeatmapHead):
         clip_integral: the official 2-D model's sign-clipped integral gradient.
         chunk_size: bound memory by processing samples in chunks (checkpointed).
         generator: optional ``torch.Generator`` for the sampling noise.
-        other arguments: see :class:`heads.base.HeatmapHead`.
+        other arguments: see :class:`heads.base.HeatmapHead` (with ``grid="mmpose"`` the
+            training samples are shifted by :meth:`~heads.base.HeatmapHead.grid_offset`, like
+            the coordinates).
     """
 
     def __init__(
@@ -81,6 +83,9 @@ class SamplingArgmaxHead(HeatmapHead):
             clip_integral=self.clip_integral,
             chunk_size=self.chunk_size,
         )
+        offset = self.grid_offset(output.logits)  # the samples live on the decoding grid too
+        if offset is not None:
+            samples = samples + offset
         return {"loss_kpt": self.coordinate_loss(samples, target, target_weight)}
 
     def set_epoch(self, epoch: int) -> None:

@@ -16,7 +16,9 @@ class SoftArgmaxHead(HeatmapHead):
     """IPR (Sun et al., ECCV 2018): soft-argmax of the heatmap, trained with a coordinate loss.
 
     2-D maps ``(B, K, H, W)``, or volumetric ``(B, K, Dz, H, W)`` with ``num_dims=3``.
-    Arguments: see :class:`heads.base.HeatmapHead` (``beta``, ``loss``, trunk, ``depth_bins``).
+    Arguments: see :class:`heads.base.HeatmapHead` (``beta``, ``loss``, trunk, ``depth_bins``;
+    ``grid="mmpose"``, ``input_size`` and ``keypoint_scores="one"`` reproduce MMPose's
+    ``IntegralRegressionHead``).
     """
 
     def decode(self, logits: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
