@@ -41,6 +41,8 @@ from rle.registry import METRICS
 __all__ = ["CocoKeypointMetric", "H36MMetric", "PCKMetric", "instance_scores", "oks_nms"]
 
 SCORE_MODES = ("bbox", "keypoint", "bbox_keypoint", "bbox_rle")
+NMS_AREAS = ("bbox", "input_scale")
+DET_AREAS = ("keypoints", "bbox")
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
@@ -87,16 +89,45 @@ def instance_scores(
     return box * mean
 
 
+NMS_PAIR_AREAS = ("kept", "mean")
+
+
 def oks_nms(
     keypoints: np.ndarray,
     scores: np.ndarray,
     areas: np.ndarray,
     sigmas: np.ndarray,
     thr: float = 0.9,
+    *,
+    pair_area: str = "kept",
 ) -> List[int]:
-    """Greedy non-maximum suppression of one image's instances by OKS: keep the best scored,
-    drop the others whose OKS with it exceeds ``thr``. Returns kept indices."""
-    order = list(np.argsort(-np.asarray(scores)))
+    """Greedy non-maximum suppression of one image's instances by OKS.
+
+    Repeatedly keeps the best-scored remaining instance and drops every other remaining one
+    whose OKS with it exceeds ``thr``. The OKS of a pair is the mean over all K joints (no
+    visibility, keypoint scores unused) of ``exp(-d^2 / (2 sigma)^2 / (area + eps) / 2)``,
+    ``eps = np.spacing(1)``, where ``area`` is chosen by ``pair_area``.
+
+    Args:
+        keypoints: ``(N, K, 2)`` keypoint coordinates in pixels.
+        scores: ``(N,)`` instance scores; sorted descending (ties: lower index first).
+        areas: ``(N,)`` instance areas in pixels^2.
+        sigmas: ``(K,)`` OKS sigmas.
+        thr: OKS above which an instance is suppressed.
+        pair_area: ``"kept"``: the area of the kept instance ``areas[i]`` (rle-pose's
+            original rule); ``"mean"``: the mean of the pair's areas ``(areas[i] +
+            areas[j]) / 2`` (MMPose's ``oks_iou`` / ``oks_nms``).
+
+    Returns:
+        The kept indices into the N instances, in keep order (score descending).
+
+    Raises:
+        ValueError: ``pair_area`` is not one of ``("kept", "mean")``.
+    """
+    if pair_area not in NMS_PAIR_AREAS:
+        raise ValueError(f"pair_area must be one of {NMS_PAIR_AREAS}, got {pair_area!r}")
+    areas = np.asarray(areas, dtype=np.float64).reshape(-1)
+    order = list(np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"))
     keep = []
     vis = np.ones(keypoints.shape[:2])
     while order:
@@ -105,12 +136,12 @@ def oks_nms(
         if not order:
             break
         rest = np.asarray(order)
+        if pair_area == "mean":
+            pair = (areas[i] + areas[rest]) / 2
+        else:
+            pair = np.full(len(rest), areas[i])
         oks = object_keypoint_similarity(
-            keypoints[rest],
-            np.repeat(keypoints[i : i + 1], len(rest), 0),
-            vis[rest],
-            np.full(len(rest), areas[i]),
-            sigmas,
+            keypoints[rest], np.repeat(keypoints[i : i + 1], len(rest), 0), vis[rest], pair, sigmas
         )
         order = [j for j, o in zip(order, oks) if not o > thr]
     return keep
@@ -120,15 +151,42 @@ def oks_nms(
 class CocoKeypointMetric(BaseMetric):
     """COCO keypoint AP/AR and confidence calibration.
 
+    Reproducing MMPose 1.3.2's ``CocoMetric`` (checked against its numbers on golden data):
+    ``nms_area="input_scale", det_area="bbox"`` with the same ``score_mode`` / ``nms_mode`` /
+    ``nms_thr``. The defaults (``"bbox"``, ``"keypoints"``) are rle-pose's original protocol.
+
     Args:
         ann_file: the COCO ground-truth json evaluated against.
         score_mode: instance rescoring (:func:`instance_scores`).
         keypoint_score_thr: for ``bbox_keypoint``.
         nms_mode: ``"oks_nms"`` or ``"none"``; ``nms_thr`` its OKS threshold.
+        nms_area: the instance areas OKS-NMS normalises distances with.
+
+            * ``"bbox"`` (default, rle-pose's original rule): the raw area of the data
+              sample's ``bbox`` (xyxy), and each pair uses the area of the kept instance
+              (:func:`oks_nms` ``pair_area="kept"``).
+            * ``"input_scale"`` (MMPose's ``CocoMetric``, the published protocol): the area of
+              the padded, aspect-fixed crop box ``prod(input_scale)`` (MMPose's
+              ``prod(bbox_scales)``), and each pair uses the mean of its two areas
+              (``pair_area="mean"``, MMPose's ``oks_iou``). Needs ``input_scale`` in every
+              data sample.
+        det_area: the area pycocotools gives each prediction, which decides whether an
+            unmatched prediction counts in the (M) / (L) ranges (APm, APl, ARm, ARl).
+
+            * ``"keypoints"`` (default; the COCO results format): no box is written to the
+              results, so ``COCO.loadRes`` takes the extent of the keypoints.
+            * ``"bbox"`` (MMPose's ``CocoMetric``): the data sample's ``bbox`` is written to
+              the results as xywh, and ``loadRes`` (its box branch comes first) takes the box
+              area. Needs ``bbox`` in every data sample.
         sigma_distribution: the unit residual distribution whose quantiles define the sigma
             intervals (``"laplace_official"`` for the official RLE loss, ``"laplace"`` for
             MMPose's, ``"gaussian"``).
         outfile_prefix: also write the COCO results json there.
+
+    Attributes:
+        kept_ids: after :meth:`compute_metrics` (on the rank that computes), the data-sample
+            ``id`` of every prediction that reached COCOeval after NMS, in the order given to
+            it (images in order of first appearance, keep order within an image).
     """
 
     default_prefix = "coco"
@@ -140,6 +198,8 @@ class CocoKeypointMetric(BaseMetric):
         keypoint_score_thr: float = 0.2,
         nms_mode: str = "oks_nms",
         nms_thr: float = 0.9,
+        nms_area: str = "bbox",
+        det_area: str = "keypoints",
         sigma_distribution: str = "laplace_official",
         outfile_prefix: Optional[str] = None,
         collect_device: str = "cpu",
@@ -149,6 +209,8 @@ class CocoKeypointMetric(BaseMetric):
         for name, value, choices in (
             ("score_mode", score_mode, SCORE_MODES),
             ("nms_mode", nms_mode, ("oks_nms", "none")),
+            ("nms_area", nms_area, NMS_AREAS),
+            ("det_area", det_area, DET_AREAS),
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {value!r}")
@@ -158,12 +220,22 @@ class CocoKeypointMetric(BaseMetric):
         self.keypoint_score_thr = keypoint_score_thr
         self.nms_mode = nms_mode
         self.nms_thr = nms_thr
+        self.nms_area = nms_area
+        self.det_area = det_area
+        self.kept_ids: Optional[List] = None
         self.sigma_distribution = sigma_distribution
         self.outfile_prefix = outfile_prefix
 
     def process(self, data_batch, data_samples: Sequence) -> None:
         for s in data_samples:
-            bbox = np.asarray(_get(s, "bbox", np.zeros(4)), dtype=np.float64)
+            if self.det_area == "bbox":
+                bbox = np.asarray(_need(s, "bbox"), dtype=np.float64).reshape(4)
+            else:
+                bbox = np.asarray(_get(s, "bbox", np.zeros(4)), dtype=np.float64).reshape(4)
+            if self.nms_area == "input_scale":
+                input_scale = np.asarray(_need(s, "input_scale"), dtype=np.float64).reshape(2)
+            else:
+                input_scale = np.asarray(_get(s, "input_scale", (1.0, 1.0)), dtype=np.float64)
             sigma = _get(s, "pred_sigma")
             self.results.append(
                 dict(
@@ -173,8 +245,11 @@ class CocoKeypointMetric(BaseMetric):
                     keypoints=np.asarray(_need(s, "pred_keypoints"), dtype=np.float64),
                     keypoint_scores=np.asarray(_need(s, "pred_scores"), dtype=np.float64),
                     bbox_score=float(_get(s, "bbox_score", 1.0)),
+                    bbox=bbox,
                     area=float((bbox[2] - bbox[0]) * (bbox[3] - bbox[1])),
-                    input_scale=np.asarray(_get(s, "input_scale", (1.0, 1.0)), dtype=np.float64),
+                    input_scale=input_scale,
+                    # MMPose's OKS-NMS area: the crop box, prod(bbox_scales)
+                    scale_area=float(np.prod(input_scale)),
                     sigma=None if sigma is None else np.asarray(sigma, dtype=np.float64)[:, :2],
                 )
             )
@@ -201,27 +276,35 @@ class CocoKeypointMetric(BaseMetric):
         by_image = defaultdict(list)
         for r in results:
             by_image[r["img_id"]].append(r)
+        area_key, pair_area = (
+            ("scale_area", "mean") if self.nms_area == "input_scale" else ("area", "kept")
+        )
         kept = []
         for rs in by_image.values():
             if self.nms_mode == "oks_nms" and len(rs) > 1:
                 idx = oks_nms(
                     np.stack([r["keypoints"] for r in rs]),
                     np.array([r["score"] for r in rs]),
-                    np.array([r["area"] for r in rs]),
+                    np.array([r[area_key] for r in rs]),
                     sigmas,
                     self.nms_thr,
+                    pair_area=pair_area,
                 )
                 rs = [rs[i] for i in idx]
             kept.extend(rs)
-        coco_results = [
-            dict(
+        self.kept_ids = [r["id"] for r in kept]
+        coco_results = []
+        for r in kept:
+            res = dict(
                 image_id=r["img_id"],
                 category_id=r["category_id"],
                 score=r["score"],
                 keypoints=np.c_[r["keypoints"], r["keypoint_scores"]].ravel().tolist(),
             )
-            for r in kept
-        ]
+            if self.det_area == "bbox":
+                x1, y1, x2, y2 = (float(v) for v in r["bbox"])
+                res["bbox"] = [x1, y1, x2 - x1, y2 - y1]
+            coco_results.append(res)
         if self.outfile_prefix:
             with open(osp.join(f"{self.outfile_prefix}.keypoints.json"), "w") as f:
                 json.dump(coco_results, f)
