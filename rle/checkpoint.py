@@ -32,7 +32,7 @@ import os.path as osp
 import random
 import re
 import uuid
-from typing import List, Optional, Tuple, Union
+from typing import List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -50,7 +50,9 @@ __all__ = [
     "checkpoint_entry",
     "find_resumable_checkpoint",
     "finished_checkpoint",
+    "model_metadata",
     "read_last_checkpoint",
+    "read_model_metadata",
     "resolve_checkpoint",
     "seed_global_rngs",
 ]
@@ -332,6 +334,9 @@ class AtomicCheckpointHook(CheckpointHook):
       :func:`find_resumable_checkpoint` (relative entries, fallback to the newest checkpoint
       that loads).
     * Stale temporary files of a crashed save are removed when training starts.
+    * Every checkpoint is self-describing: ``meta["rle_pose"]`` (:func:`model_metadata`) holds
+      the model config, the input size and the pixel convention, so ``tools/test.py
+      CHECKPOINT`` and the inference API need no config.
     """
 
     def __init__(self, *args, backend_args=None, file_client_args=None, **kwargs) -> None:
@@ -364,6 +369,9 @@ class AtomicCheckpointHook(CheckpointHook):
                 for name in os.listdir(folder):
                     if _TEMP.match(name):
                         os.unlink(osp.join(folder, name))  # a save that a crash interrupted
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault("meta", {})["rle_pose"] = model_metadata(runner.cfg)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         # CheckpointHook's bookkeeping, but the expired checkpoints are deleted last
@@ -401,3 +409,80 @@ class AtomicCheckpointHook(CheckpointHook):
                 self.file_backend.rmtree(path)  # deepspeed checkpoints are folders
         if self.max_keep_ckpts > 0:
             runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
+
+
+def _plain(value):
+    """Config values as plain builtins (what the restricted unpickler reads back)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _pipeline_input_size(cfg) -> Optional[Tuple[int, int]]:
+    for key in ("test_dataloader", "val_dataloader", "train_dataloader"):
+        loader = cfg.get(key) or {}
+        for step in (loader.get("dataset") or {}).get("pipeline") or ():
+            if isinstance(step, Mapping) and step.get("type") == "TopdownAffine":
+                w, h = step.get("input_size", (192, 256))
+                return int(w), int(h)
+    return None
+
+
+def model_metadata(cfg) -> dict:
+    """What a self-describing checkpoint carries in ``meta["rle_pose"]``: ``model`` (the
+    estimator config, plain builtins, the backbone's ``pretrained`` file dropped: the weights
+    are in the checkpoint), ``input_size`` ``[w, h]`` (the test pipeline's crop) and
+    ``convention`` (the pixel convention the weights were trained with)."""
+    model = _plain(cfg.get("model") or {})
+    if isinstance(model.get("backbone"), dict) and model["backbone"].get("pretrained"):
+        model["backbone"]["pretrained"] = None
+    size = _pipeline_input_size(cfg)
+    convention = cfg.get("convention") or model.get("convention") or "rle"
+    return dict(
+        model=model,
+        input_size=None if size is None else list(size),
+        convention=convention,
+    )
+
+
+def read_model_metadata(checkpoint: Mapping, source: str = "checkpoint") -> dict:
+    """``meta["rle_pose"]`` of a loaded checkpoint, checked: a dict with the ``model`` config,
+    ``input_size`` ``[w, h]`` and ``convention``.
+
+    Raises:
+        ValueError: naming ``source``: no such metadata (with the converter's command when the
+            state dict has an MMPose or official-RLE layout), or malformed metadata.
+    """
+    from rle.converters import detect_layout
+
+    meta = checkpoint.get("meta") if isinstance(checkpoint, Mapping) else None
+    info = meta.get("rle_pose") if isinstance(meta, Mapping) else None
+    if info is None:
+        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else {}
+        layout = detect_layout(state) if isinstance(state, Mapping) else None
+        hint = (
+            f"; it has the {layout} layout: convert it first with python "
+            f"tools/convert_checkpoint.py {source} OUT.pth --from {layout}"
+            if layout
+            else "; pass the config it was trained with"
+        )
+        raise ValueError(f"{source}: not a self-describing rle-pose checkpoint (no "
+                         f"meta['rle_pose'] with the model config){hint}")  # fmt: skip
+    if not isinstance(info, Mapping) or not isinstance(info.get("model"), Mapping):
+        raise ValueError(f"{source}: meta['rle_pose'] must be a dict with a 'model' config dict")
+    size = info.get("input_size")
+    if size is not None and (
+        not isinstance(size, (list, tuple))
+        or len(size) != 2
+        or not all(isinstance(v, int) and v > 0 for v in size)
+    ):
+        raise ValueError(f"{source}: meta['rle_pose']['input_size'] must be [w, h], got {size!r}")
+    from rle.datasets.geometry import check_convention
+
+    try:
+        check_convention(info.get("convention", "rle"))
+    except ValueError as err:
+        raise ValueError(f"{source}: meta['rle_pose']: {err}") from None
+    return dict(info)

@@ -8,6 +8,14 @@ Supported layouts (``source``):
 * ``"official"``: the state dict of the official RLE ``RegressFlow`` (``preact`` ResNet,
   ``fc_coord`` on the L2-normalised feature, ``fc_sigma``, ``flow``).
 
+The converted model runs in the source's pixel convention (:mod:`rle.datasets.geometry`):
+``"mmpose"`` for MMPose checkpoints (with MMPose's heatmap grid and constant keypoint scores for
+the integral heads), which reproduces MMPose's predictions; ``"rle"`` for official checkpoints:
+the official data pipeline (box centre ``x + (w - 1)/2`` as ours, but the scale from ``w - 1``
+and the centre mapped to crop ``(w/2, h/2)``) is not reproduced, so image-space predictions
+differ from the official code's by sub-pixel amounts (the network's outputs on the same crops
+are identical).
+
 The architecture is read from the tensors (ResNet depth from the block counts and block type,
 stage widths, K, deconvolution channels and kernel) and from MMPose's config text where the
 tensors cannot tell (``DSNTHead`` against ``IntegralRegressionHead``, ``beta``, ``debias``).
@@ -75,7 +83,7 @@ class Conversion(NamedTuple):
             reference) state dict.
         model: the rle-pose ``TopdownPoseEstimator`` config the state dict fits.
         input_size: ``(w, h)`` of the crops the model was trained on.
-        convention: the pixel convention of the source (``"mmpose"`` or ``"official"``).
+        convention: the pixel convention to run the model in (``"mmpose"`` or ``"rle"``).
         mapping: ``(source key, target key or "dropped: why")`` for every source key.
     """
 
@@ -161,14 +169,28 @@ def _frame_shift(input_size: Sequence[int], dims: int, offset: float) -> torch.T
     return 0.5 / n + offset
 
 
-def _estimator(backbone: dict, head: dict, preprocessor: dict) -> dict:
+def _estimator(
+    backbone: dict, head: dict, preprocessor: dict, convention: str, test_cfg: dict
+) -> dict:
     return dict(
         type="TopdownPoseEstimator",
         data_preprocessor=dict(type="ImgDataPreprocessor", bgr_to_rgb=True, **preprocessor),
         backbone=backbone,
         head=head,
-        test_cfg=dict(flip_test=True),
+        test_cfg=test_cfg,
+        convention=convention,
     )
+
+
+def _mmpose_test_cfg(cfg_text: str) -> dict:
+    """MMPose's ``model.test_cfg`` flip settings from its config text (default: flip test with
+    ``shift_coords=True``, MMPose's own default)."""
+    out = dict(flip_test=True, shift_coords=True)
+    for key in out:
+        found = re.search(rf"{key}\s*=\s*(True|False)", cfg_text)
+        if found:
+            out[key] = found[1] == "True"
+    return out
 
 
 def _config_text(checkpoint: Mapping) -> str:
@@ -258,11 +280,15 @@ def from_mmpose(checkpoint: Mapping, input_size: Optional[Sequence[int]] = None)
             deconv_channels=channels,
             deconv_kernel=kernel,
             beta=float(beta[1]) if beta else 1.0,
+            # MMPose's grid (bin j at crop px j * stride) and its keypoint scores (all 1)
+            grid="mmpose",
+            input_size=(int(size[0]), int(size[1])),
+            keypoint_scores="one",
         )
     else:
         raise ValueError("not an MMPose RLEHead / IntegralRegressionHead / DSNTHead checkpoint")
     mapping = keys.check_all_taken()
-    model = _estimator(backbone, head, dict(_IMAGENET))
+    model = _estimator(backbone, head, dict(_IMAGENET), "mmpose", _mmpose_test_cfg(cfg_text))
     return Conversion(out, model, (int(size[0]), int(size[1])), "mmpose", mapping)
 
 
@@ -307,8 +333,10 @@ def from_official(
     )
     preprocessor = dict(mean=[255 * m for m in _OFFICIAL_MEAN], std=[255.0, 255.0, 255.0])
     size = (int(input_size[0]), int(input_size[1]))
-    return Conversion(out, _estimator(backbone, head, preprocessor), size, "official",
-                      keys.check_all_taken())  # fmt: skip
+    # the official flip test (shift=True) is the exact mirror, as ours; it averages sigma
+    # without the left/right swap: test_cfg.flip_swap_sigma=False reproduces that
+    model = _estimator(backbone, head, preprocessor, "rle", dict(flip_test=True))
+    return Conversion(out, model, size, "rle", keys.check_all_taken())
 
 
 def _flow_back(state: Mapping[str, torch.Tensor], prefix: str, variant: str) -> Dict:
@@ -350,7 +378,7 @@ def to_mmpose(conversion: Conversion) -> Dict[str, torch.Tensor]:
             elif key.startswith("head.final."):
                 out[_MMPOSE_FINAL + key[len("head.final.") :]] = value
         # MMPose's grid buffers: bin j at j / n on the map (stride-32 ResNet, x2 per deconv)
-        up = 2 ** len(head["deconv_channels"])
+        up = 2 ** len(head.get("deconv_channels", (256, 256, 256)))  # HeatmapHead's default
         w, h = (v // 32 * up for v in conversion.input_size)
         out["head.linspace_x"] = (torch.arange(w, dtype=torch.float32) / w).view(1, 1, 1, w)
         out["head.linspace_y"] = (torch.arange(h, dtype=torch.float32) / h).view(1, 1, h, 1)

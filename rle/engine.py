@@ -1,8 +1,11 @@
 """mmengine integration that works on current torch and without a GPU.
 
 * :func:`load_config`: the one config loader of every tool and of :mod:`rle.compare`
-  (``--cfg-options``, seed, work dir, launcher, resume, AMP); :func:`train` and :func:`test` run
-  a loaded config (what ``tools/train.py`` and ``tools/test.py`` call).
+  (``--cfg-options``, seed, work dir, launcher, resume, AMP, and the pixel ``convention`` set
+  once at the top of a config and carried to every dataset, the model and its head:
+  :func:`apply_convention`); :func:`config_from_checkpoint` builds the config of a
+  self-describing checkpoint; :func:`train` and :func:`test` run a loaded config (what
+  ``tools/train.py`` and ``tools/test.py`` call).
 * :func:`setup_engine` (called by :func:`train`, :func:`test` and the comparison):
   - the loader of local checkpoint files (``load_from``, ``--resume``, auto-resume,
     ``tools/test.py``, the comparison): :func:`rle.serialization.load_checkpoint_file`, a
@@ -38,6 +41,7 @@ from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS as ROOT_MODEL_WRAPPERS
 
 from rle.checkpoint import AtomicCheckpointHook, seed_global_rngs
+from rle.conventions import apply_convention, config_from_checkpoint, warn_convention
 from rle.registry import HOOKS
 
 __all__ = [
@@ -47,7 +51,9 @@ __all__ = [
     "NonFiniteLossHook",
     "SetEpochHook",
     "add_engine_arguments",
+    "apply_convention",
     "config_from_args",
+    "config_from_checkpoint",
     "finalize_distributed",
     "init_distributed",
     "load_config",
@@ -85,6 +91,7 @@ def _load_checkpoint_strict(
     model = self.model.module if is_model_wrapper(self.model) else self.model
     if strict:
         check_state_dict(model.state_dict(), checkpoint, filename, revise_keys)
+    warn_convention(checkpoint, model, filename)
     checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
     self._has_loaded = True
     self.logger.info(f"Load checkpoint from {filename}")
@@ -250,15 +257,21 @@ def load_config(
         amp: mixed precision (mmengine's ``AmpOptimWrapper``, CUDA only).
 
     Returns:
-        the :class:`mmengine.config.Config`.
+        the :class:`mmengine.config.Config`, its ``convention`` applied
+        (:func:`apply_convention`).
     """
     from mmengine.config import Config
 
     if not isinstance(config, (str, os.PathLike)) or not osp.isfile(config):
         raise FileNotFoundError(f"config file {config!r} does not exist")
+    cfg = Config.fromfile(str(config))
+    stem = osp.splitext(osp.basename(str(config)))[0]
+    return _finish_config(cfg, stem, cfg_options, work_dir, launcher, seed, resume, amp)
+
+
+def _finish_config(cfg, stem, cfg_options, work_dir, launcher, seed=None, resume=None, amp=False):
     if launcher not in ("none", "pytorch", "slurm"):
         raise ValueError(f"launcher must be 'none', 'pytorch' or 'slurm', got {launcher!r}")
-    cfg = Config.fromfile(str(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if seed is not None:
@@ -268,7 +281,7 @@ def load_config(
     if work_dir is not None:
         cfg.work_dir = str(work_dir)
     elif cfg.get("work_dir") is None:
-        cfg.work_dir = osp.join("work_dirs", osp.splitext(osp.basename(str(config)))[0])
+        cfg.work_dir = osp.join("work_dirs", stem)
     if amp:
         if not torch.cuda.is_available():
             raise RuntimeError(
@@ -283,15 +296,28 @@ def load_config(
         cfg.resume, cfg.load_from = True, str(resume)
     if launcher != "none":
         cfg.setdefault("model_wrapper_cfg", dict(type="CPUCompatibleDDP"))
+    apply_convention(cfg)
     return cfg
 
 
 def config_from_args(args, **options):
     """:func:`load_config` from parsed command-line arguments (``config`` and those of
     :func:`add_engine_arguments`) plus ``options``; a missing file or an impossible option
-    exits with its message instead of a traceback."""
+    exits with its message instead of a traceback. ``args.config = None`` (``tools/test.py
+    CHECKPOINT``): :func:`config_from_checkpoint` of ``args.checkpoint`` with
+    ``args.dataset_config`` / ``args.data_root``."""
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     try:
+        if args.config is None:
+            return config_from_checkpoint(
+                args.checkpoint,
+                dataset_config=getattr(args, "dataset_config", None),
+                data_root=getattr(args, "data_root", None),
+                cfg_options=args.cfg_options,
+                work_dir=args.work_dir,
+                launcher=args.launcher,
+                unsafe_load=getattr(args, "unsafe_load", False),
+            )
         return load_config(
             args.config,
             cfg_options=args.cfg_options,
@@ -301,6 +327,10 @@ def config_from_args(args, **options):
         )
     except (FileNotFoundError, RuntimeError) as err:
         raise SystemExit(str(err)) from None
+    except ValueError as err:
+        if args.config is None:  # not a self-describing checkpoint: say what to do
+            raise SystemExit(str(err)) from None
+        raise
 
 
 def train(cfg, *, unsafe_load: bool = False):

@@ -338,3 +338,38 @@ def test_normalize_and_pack():
     assert tuple(packed["data_samples"].keypoint_labels.shape) == (17, 2)
     with pytest.raises(ValueError, match="mean and std"):
         NormalizeImage(mean=(1, 2))
+
+
+def _infos(dataset):
+    return [dataset.get_data_info(i) for i in range(len(dataset))]
+
+
+def test_clip_bbox_clips_ground_truth_boxes_as_mmpose(tmp_path):
+    data = _valid(tmp_path)
+    data["annotations"][0]["bbox"] = [-4.5, 10.25, 70.0, 45.0]  # past every edge of 60 x 50
+    empty = dict(data["annotations"][0], id=8, num_keypoints=0, keypoints=[0, 0, 0] * 17)
+    data["annotations"].append(empty)
+    as_given = _load(tmp_path, data, test_mode=True)
+    assert [d["id"] for d in _infos(as_given)] == [7, 8]  # test mode keeps keypoint-less ones
+    assert _infos(as_given)[0]["bbox"].tolist() == [-4.5, 10.25, 65.5, 55.25]
+    published = _load(tmp_path, data, test_mode=True, clip_bbox=True, filter_empty=True)
+    assert [d["id"] for d in _infos(published)] == [7]
+    # clipped to [0, W - 1] x [0, H - 1], MMPose's rule
+    assert _infos(published)[0]["bbox"].tolist() == [0.0, 10.25, 59.0, 49.0]
+    inside = dict(data["annotations"][0], bbox=[5, 5, 20, 30])
+    data["annotations"] = [inside]
+    box = _infos(_load(tmp_path, data, clip_bbox=True))[0]["bbox"]
+    assert box.tolist() == [5.0, 5.0, 25.0, 35.0]  # a box inside the image is unchanged
+
+
+def test_detection_boxes_are_summed_in_float32_as_mmpose(tmp_path):
+    data = _valid(tmp_path)
+    data["images"][0].update(width=640, height=480)
+    # x + w rounds differently in float32 and in float64-then-float32
+    x, w = 382.177, 81.666
+    dets = [dict(image_id=1, category_id=1, bbox=[x, 1.0, w, 2.0], score=0.9)]
+    _write(tmp_path, dets, "det.json")
+    ds = _load(tmp_path, data, test_mode=True, bbox_file=str(tmp_path / "det.json"))
+    x2 = _infos(ds)[0]["bbox"][2]
+    assert np.float32(x) + np.float32(w) != np.float32(x + w)  # the case is a real one
+    assert x2 == np.float32(x) + np.float32(w)

@@ -70,8 +70,10 @@ def test_mmpose_integral_heads_reproduce_mmpose_maps(name, head):
     with torch.no_grad():
         out = _build(conv).head(probe["head_input"])
     assert torch.equal(out.heatmaps, probe["head_heatmaps"])
-    # in MMPose's own frame of the 32x24 map the soft-argmax is the same point
-    mm = to_frame(out.coords, (24, 32), "mmpose")
+    # on MMPose's grid (grid="mmpose"), in MMPose's frame of the 192x256 crop (u / n) and of
+    # the 32x24 map (j / m): the same point
+    assert conv.model["head"]["grid"] == "mmpose"
+    mm = to_frame(out.coords, SIZE, "mmpose")
     assert (mm - probe["head_coords"]).abs().max() < 1e-6
     back = to_mmpose(conv)  # the grid buffers are rebuilt exactly
     assert set(back) == set(ckpt["state_dict"])
@@ -83,7 +85,7 @@ def test_official_rle_reproduces_the_official_outputs():
     state = torch.load(INTEROP / "official_rle_res18n.pth", weights_only=True)
     expected = torch.load(INTEROP / "expected_official_rle.pt", weights_only=True)
     conv = from_official(state)
-    assert conv.model["head"]["normalize_feats"] is True and conv.convention == "official"
+    assert conv.model["head"]["normalize_feats"] is True and conv.convention == "rle"
     model = _build(conv)
     with torch.no_grad():
         feats = model.backbone.model(expected["inputs"])[-1]
@@ -172,7 +174,7 @@ def test_tool_writes_a_self_describing_checkpoint(tmp_path):
     conv = tool.main([str(src), str(tmp_path / "ours.pth"), "--from", "official"])
     saved = torch.load(tmp_path / "ours.pth", weights_only=True)
     info = saved["meta"]["rle_pose"]
-    assert info["model"] == conv.model and info["convention"] == "official"
+    assert info["model"] == conv.model and info["convention"] == "rle"
     assert info["input_size"] == [192, 256] and info["converted_from"]["layout"] == "official"
     model = MODELS.build(info["model"])
     model.load_state_dict(saved["state_dict"], strict=True)

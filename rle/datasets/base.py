@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 from mmengine.dataset import BaseDataset, Compose
 
+from rle.datasets.geometry import check_convention
 from rle.datasets.sampler import SampleKey, sample_rng
 from rle.registry import TRANSFORMS
 
@@ -27,6 +28,12 @@ class KeypointBaseDataset(BaseDataset):
     function of the key. A plain int index leaves ``rng`` out (the transforms then draw from
     numpy's global generator).
 
+    ``convention`` (:data:`rle.datasets.geometry.CONVENTIONS`, default ``"rle"``) is the pixel
+    convention of the crops: every sample carries it as ``results["convention"]``, which
+    :class:`~rle.datasets.transforms.GetBBoxCenterScale`, ``RandomFlip``, ``TopdownAffine`` and
+    the estimator's decoding read (a config sets it once for every dataset and the model, see
+    :func:`rle.engine.load_config`).
+
     ``kwargs`` go to ``BaseDataset`` (``test_mode``, ``lazy_init``, ``indices``,
     ``serialize_data``, ``max_refetch``).
     """
@@ -38,8 +45,10 @@ class KeypointBaseDataset(BaseDataset):
         data_prefix: Optional[dict] = None,
         pipeline: Sequence = (),
         metainfo: Optional[dict] = None,
+        convention: str = "rle",
         **kwargs,
     ) -> None:
+        self.convention = check_convention(convention)
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
         super().__init__(
             ann_file=ann_file,
@@ -58,6 +67,7 @@ class KeypointBaseDataset(BaseDataset):
             rng = sample_rng(*idx)
             idx = idx.index
         data_info = self.get_data_info(idx)
+        data_info["convention"] = self.convention
         if rng is not None:
             data_info["rng"] = rng
         return self.pipeline(data_info)

@@ -256,7 +256,12 @@ class CocoKeypointDataset(KeypointBaseDataset):
         bbox_file: detection-box json; ``None`` uses the ground-truth boxes.
         bbox_score_thr: drop detections below this score.
         det_category_ids: detection categories kept (1 = person).
-        filter_empty: skip crowd and keypoint-less instances (default: when training).
+        filter_empty: skip crowd and keypoint-less instances (default: when training). The
+            published protocol (MMPose, the official code) also skips them when evaluating on
+            ground-truth boxes: ``filter_empty=True`` with ``test_mode=True``.
+        clip_bbox: clip ground-truth boxes to ``[0, W - 1] x [0, H - 1]`` as MMPose and the
+            official code do (the published protocol); detection boxes are used as given, as
+            both do. Default ``False``: boxes as annotated.
         missing_images: ``"raise"`` (default) or ``"skip"`` (skip with a counted warning).
         pipeline, test_mode, metainfo, kwargs: as mmengine's ``BaseDataset`` (``lazy_init``,
             ``indices``, ``serialize_data``, ``max_refetch``); pipeline entries are built from the
@@ -272,6 +277,7 @@ class CocoKeypointDataset(KeypointBaseDataset):
         bbox_score_thr: float = 0.0,
         det_category_ids: Sequence[int] = (1,),
         filter_empty: Optional[bool] = None,
+        clip_bbox: bool = False,
         missing_images: str = "raise",
         pipeline: Sequence = (),
         test_mode: bool = False,
@@ -287,6 +293,7 @@ class CocoKeypointDataset(KeypointBaseDataset):
         self.det_category_ids = tuple(det_category_ids)
         self.filter_empty = (not test_mode) if filter_empty is None else bool(filter_empty)
         self.missing_images = missing_images
+        self.clip_bbox = bool(clip_bbox)
         self.num_skipped_missing = 0
         self.num_skipped_corrupt = 0
         self.num_skipped_outside = 0
@@ -432,6 +439,11 @@ class CocoKeypointDataset(KeypointBaseDataset):
                 continue
             bbox = self._xyxy(ann["bbox"], rec)
             placed = self._placed(coco, ann["image_id"], bbox, rec, paths, removed)
+            if placed is not None and self.clip_bbox:
+                bbox = _clip(ann["bbox"], placed[0])
+                if not (bbox[2:] > bbox[:2]).all():  # MMPose drops boxes clipped to nothing
+                    removed["outside"] += 1
+                    placed = None
             if placed is not None:
                 data.append(self._sample(*placed, ann.get("id"), bbox, 1.0, kpts, ann, meta))
         return data, len(anns)
@@ -478,7 +490,7 @@ class CocoKeypointDataset(KeypointBaseDataset):
                     f"{rec}: field 'score' must be a finite number, got {det['score']!r}"
                 )
             score = float(score)
-            bbox = self._xyxy(det["bbox"], rec)
+            bbox = self._xyxy(det["bbox"], rec, in_float32=True)
             if category not in self.det_category_ids:
                 removed["category"] += 1
                 continue
@@ -491,10 +503,14 @@ class CocoKeypointDataset(KeypointBaseDataset):
         return data, len(dets)
 
     @staticmethod
-    def _xyxy(bbox, rec: str) -> np.ndarray:
+    def _xyxy(bbox, rec: str, in_float32: bool = False) -> np.ndarray:
+        """``[x, y, w, h]`` -> float32 xyxy. ``x + w`` in float64 (annotations) or, as MMPose
+        reads detection files, in float32 (``in_float32``; the two differ by up to one ulp)."""
         arr = numeric_field(bbox, rec, "bbox").reshape(-1)
         if arr.shape != (4,) or not np.isfinite(arr).all() or arr[2] <= 0 or arr[3] <= 0:
             raise ValueError(f"{rec}: field 'bbox' must be [x, y, w, h] with w, h > 0, got {bbox}")
+        if in_float32:
+            arr = arr.astype(np.float32)
         return np.array([arr[0], arr[1], arr[0] + arr[2], arr[1] + arr[3]], dtype=np.float32)
 
     @staticmethod
@@ -514,6 +530,17 @@ class CocoKeypointDataset(KeypointBaseDataset):
             category_id=int(ann.get("category_id", meta["category_id"])),
             flip_indices=meta["flip_indices"],
         )
+
+
+def _clip(xywh, img: dict) -> np.ndarray:
+    """An annotation's ``[x, y, w, h]`` as the xyxy box clipped to ``[0, W - 1] x [0, H - 1]``,
+    computed as MMPose computes it (float64, then float32); unclipped without an image size."""
+    x, y, w, h = (float(v) for v in xywh)
+    width, height = img.get("width"), img.get("height")
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (width, height)):
+        return np.array([x, y, x + w, y + h], dtype=np.float32)
+    box = np.clip([x, y, x + w, y + h], 0, [width - 1, height - 1, width - 1, height - 1])
+    return box.astype(np.float32)
 
 
 def _outside(bbox: np.ndarray, img: dict) -> bool:

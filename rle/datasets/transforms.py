@@ -32,7 +32,14 @@ import numpy as np
 import torch
 
 from rle.coords import index_to_norm, norm_to_index
-from rle.datasets.geometry import fix_aspect_ratio, get_warp_matrix, warp_points
+from rle.datasets.geometry import (
+    box_center,
+    check_convention,
+    fix_aspect_ratio,
+    flip_center_x,
+    get_warp_matrix,
+    warp_points,
+)
 from rle.registry import TRANSFORMS
 
 __all__ = [
@@ -60,6 +67,20 @@ def _rng(results):
     # reproducible under np.random.seed
     rng = results.get("rng")
     return rng if rng is not None else np.random.mtrand._rand
+
+
+def _convention(transform, results) -> str:
+    """The pixel convention of a sample: the transform's own setting if it has one (it must then
+    agree with the sample's), else the sample's ``results["convention"]`` (set by the
+    dataset), else ``"rle"``."""
+    theirs = results.get("convention")
+    mine = transform.convention
+    if mine is not None and theirs is not None and mine != theirs:
+        raise ValueError(
+            f"{type(transform).__name__}(convention={mine!r}) on a sample of convention "
+            f"{theirs!r} (set the convention once, in the dataset or the config)"
+        )
+    return mine or theirs or "rle"
 
 
 def _uniform(rng, low, high):
@@ -191,15 +212,22 @@ class LoadImage:
 @TRANSFORMS.register_module()
 class GetBBoxCenterScale:
     """``bbox`` (xyxy, pixel edges) -> ``bbox_center`` (index units) and ``bbox_scale``
-    (w, h) times ``padding`` (the aspect ratio is fixed later by :class:`TopdownAffine`)."""
+    (w, h) times ``padding`` (the aspect ratio is fixed later by :class:`TopdownAffine`).
 
-    def __init__(self, padding: float = 1.25) -> None:
+    ``convention`` (``None``: the sample's): ``"rle"`` centre ``(x1 + x2)/2 - 0.5`` in float64,
+    ``"mmpose"`` MMPose's ``(x1 + x2)/2`` and scale in float32
+    (:func:`rle.datasets.geometry.box_center`)."""
+
+    def __init__(self, padding: float = 1.25, convention: Optional[str] = None) -> None:
         self.padding = padding
+        self.convention = None if convention is None else check_convention(convention)
 
     def __call__(self, results: dict) -> dict:
-        x1, y1, x2, y2 = np.asarray(results["bbox"], dtype=np.float64)
-        results["bbox_center"] = np.array([(x1 + x2) / 2 - 0.5, (y1 + y2) / 2 - 0.5])
-        results["bbox_scale"] = np.array([x2 - x1, y2 - y1]) * self.padding
+        convention = _convention(self, results)
+        dtype = np.float32 if convention == "mmpose" else np.float64
+        box = np.asarray(results["bbox"], dtype=dtype).reshape(4)
+        results["bbox_center"] = box_center(box, convention)
+        results["bbox_scale"] = (box[2:] - box[:2]) * self.padding
         return results
 
 
@@ -208,13 +236,15 @@ class RandomFlip:
     """Horizontal flip with left/right swap (``flip_indices`` from the dataset meta).
 
     The image is not flipped here: the flag is folded into the crop warp. Keypoints (and 3-D
-    camera keypoints) are mirrored and swapped now, so later transforms see flipped data.
+    camera keypoints) are mirrored and swapped now, so later transforms see flipped data. The
+    box centre is mirrored in the sample's convention (:func:`rle.datasets.geometry.flip_center_x`).
     """
 
-    def __init__(self, prob: float = 0.5) -> None:
+    def __init__(self, prob: float = 0.5, convention: Optional[str] = None) -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f"prob must be in [0, 1], got {prob}")
         self.prob = prob
+        self.convention = None if convention is None else check_convention(convention)
 
     def __call__(self, results: dict) -> dict:
         flip = _uniform(_rng(results), 0, 1) < self.prob
@@ -231,8 +261,8 @@ class RandomFlip:
             cam = results["keypoints_cam"][idx].copy()
             cam[:, 0] = -cam[:, 0]
             results["keypoints_cam"] = cam
-        center = np.array(results["bbox_center"], dtype=np.float64)
-        center[0] = (width - 1) - center[0]
+        center = np.array(results["bbox_center"])
+        center[0] = flip_center_x(center[0], width, _convention(self, results))
         results["bbox_center"] = center
         return results
 
@@ -335,20 +365,29 @@ class TopdownAffine:
     """Warp the box into an ``input_size = (w, h)`` crop (bilinear), flip folded in.
 
     Sets ``img`` (h, w, 3), ``input_size``, ``input_center``, ``input_scale`` (aspect-fixed
-    box), ``warp_mat`` (image -> crop index units, flip included) and ``transformed_keypoints``.
+    box), ``warp_mat`` (image -> crop index units, flip excluded: the frame of the (mirrored)
+    keypoints), ``transformed_keypoints`` and ``convention`` (the sample's pixel convention,
+    which decoding must use: :func:`keypoints_to_image`).
     """
 
-    def __init__(self, input_size: Sequence[int] = (192, 256)) -> None:
+    def __init__(
+        self, input_size: Sequence[int] = (192, 256), convention: Optional[str] = None
+    ) -> None:
         w, h = (int(v) for v in input_size)
         if w < 1 or h < 1:
             raise ValueError(f"input_size must be positive (w, h), got {input_size}")
         self.input_size = (w, h)
+        self.convention = None if convention is None else check_convention(convention)
 
     def __call__(self, results: dict) -> dict:
         w, h = self.input_size
-        scale = fix_aspect_ratio(results["bbox_scale"], w / h)
-        center = np.asarray(results["bbox_center"], dtype=np.float64)
-        mat = get_warp_matrix(center, scale, results.get("bbox_rotation", 0.0), (w, h))
+        convention = _convention(self, results)
+        scale = fix_aspect_ratio(results["bbox_scale"], w / h, convention)
+        dtype = np.float32 if convention == "mmpose" else np.float64
+        center = np.asarray(results["bbox_center"], dtype=dtype)
+        mat = get_warp_matrix(
+            center, scale, results.get("bbox_rotation", 0.0), (w, h), convention=convention
+        )
         if results.get("flip"):
             # keypoints and centre are already mirrored; the image is mirrored by the warp:
             # pre-compose x -> (W - 1) - x on the source image
@@ -361,6 +400,7 @@ class TopdownAffine:
             results["img"], img_mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
         results["input_size"] = (w, h)
+        results["convention"] = convention
         results["input_center"] = center
         results["input_scale"] = scale
         results["warp_mat"] = mat
@@ -369,14 +409,21 @@ class TopdownAffine:
 
 
 def keypoints_to_image(
-    coords: np.ndarray, input_size: Sequence[int], center, scale, rotation: float = 0.0
+    coords: np.ndarray,
+    input_size: Sequence[int],
+    center,
+    scale,
+    rotation: float = 0.0,
+    convention: str = "rle",
 ) -> np.ndarray:
     """Decode normalised crop coordinates ``(..., K, 2)`` back to image index units with the
-    exact inverse of :class:`TopdownAffine`'s warp. The result is in the frame the keypoints were in
-    when the crop was made (the mirrored image for a sample that :class:`RandomFlip` flipped)."""
+    inverse of :class:`TopdownAffine`'s warp in the crop's ``convention`` (exact for ``"rle"``;
+    MMPose's own float32 inverse for ``"mmpose"``). The result is in the frame the keypoints
+    were in when the crop was made (the mirrored image for a sample that :class:`RandomFlip`
+    flipped)."""
     w, h = input_size
     idx = norm_to_index(np.asarray(coords, dtype=np.float64), np.array([w, h]))
-    inv = get_warp_matrix(center, scale, rotation, (w, h), inv=True)
+    inv = get_warp_matrix(center, scale, rotation, (w, h), inv=True, convention=convention)
     return warp_points(idx, inv)
 
 
@@ -521,6 +568,7 @@ class PackPoseInputs:
         "bbox_rotation",
         "flip",
         "flip_indices",
+        "convention",
         "category_id",
         "area",
         "iscrowd",

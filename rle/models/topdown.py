@@ -2,9 +2,12 @@
 
 This is the only place that converts between mmengine data samples and head tensors: targets
 are stacked into ``(B, K, D)`` / ``(B, K)`` tensors for ``head.loss``; predictions are decoded
-back to image pixels with the exact inverse of the crop warp. Flip test (mirror the input,
-negate x, swap left/right, average coords, sigma and scores) is implemented here once for
-every head: in the normalised convention the mirror is exact negation, no shift.
+back to image pixels with the inverse of the crop warp, in the pixel convention the sample's
+crop was made with (``convention`` of the data sample, :mod:`rle.datasets.geometry`). Flip
+test (mirror the input, negate x, swap left/right, average coords, sigma and scores) is
+implemented here once for every head: in the normalised convention the mirror is exact
+negation (MMPose's ``shift_coords=True``); ``test_cfg`` can reproduce the references' other
+flip tests (MMPose's ``shift_coords=False``, the official code's unswapped sigma).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from mmengine.model import BaseModel
 
 from rle.coords import flip_coords
+from rle.datasets.geometry import check_convention
 from rle.datasets.transforms import keypoints_to_image
 from rle.registry import MODELS
 
@@ -34,8 +38,17 @@ class TopdownPoseEstimator(BaseModel):
         backbone: backbone config (e.g. ``dict(type="TimmBackbone", model_name="resnet50")``).
         head: head config; ``in_channels`` is filled from the backbone when omitted.
         data_preprocessor: mmengine data preprocessor config (mean/std normalisation).
-        test_cfg: ``flip_test`` (bool), ``depth_scale`` (mm per unit of normalised depth,
-            3-D heads; 2000 as the references).
+        test_cfg: ``flip_test`` (bool); ``shift_coords`` (default ``True``: the mirrored
+            prediction is the exact mirror; ``False``: MMPose's ``shift_coords=False``, the
+            mirrored x is one crop pixel right of the mirror, half a pixel after averaging);
+            ``flip_swap_sigma`` (default ``True``: sigma of the mirrored pass is swapped
+            left/right like the coordinates and scores; ``False``: the official RLE code's
+            flip test, which averages sigma unswapped); ``depth_scale`` (mm per unit of
+            normalised depth, 3-D heads; 2000 as the references).
+        convention: the pixel convention the weights were trained with
+            (:data:`rle.datasets.geometry.CONVENTIONS`); the data samples' crops must be made
+            with it (``predict`` raises otherwise). Heatmap heads under ``"mmpose"`` need
+            MMPose's grid (``head.grid="mmpose"``, set by :func:`rle.engine.load_config`).
         init_cfg: mmengine init config.
     """
 
@@ -45,6 +58,7 @@ class TopdownPoseEstimator(BaseModel):
         head: Union[dict, torch.nn.Module],
         data_preprocessor: Optional[dict] = None,
         test_cfg: Optional[dict] = None,
+        convention: str = "rle",
         init_cfg=None,
     ) -> None:
         if data_preprocessor is None:
@@ -59,7 +73,21 @@ class TopdownPoseEstimator(BaseModel):
         if isinstance(head, dict) and "in_channels" not in head:
             head = dict(head, in_channels=self.backbone.out_channels[-1])
         self.head = _build(head)
-        self.test_cfg = {"flip_test": False, "depth_scale": 2000.0, **(test_cfg or {})}
+        self.convention = check_convention(convention)
+        grid = getattr(self.head, "grid", None)
+        if grid is not None and grid != ("mmpose" if convention == "mmpose" else "center"):
+            raise ValueError(
+                f"a {type(self.head).__name__} with grid={grid!r} in a model of convention "
+                f"{convention!r}: MMPose's convention needs the head's grid='mmpose', ours "
+                "grid='center' (set convention once in the config: rle.engine.load_config)"
+            )
+        self.test_cfg = {
+            "flip_test": False,
+            "shift_coords": True,
+            "flip_swap_sigma": True,
+            "depth_scale": 2000.0,
+            **(test_cfg or {}),
+        }
 
     # -- mmengine entry point ----------------------------------------------------------------
     def forward(
@@ -104,10 +132,17 @@ class TopdownPoseEstimator(BaseModel):
                 raise ValueError("flip_test needs flip_indices in the data samples")
             idx = torch.as_tensor(flip_indices, device=coords.device)
             flipped = self.head.predict(self.extract_feat(inputs.flip(-1)))
-            coords = (coords + flip_coords(flipped.coords[:, idx], axis=0)) / 2
+            mirrored = flip_coords(flipped.coords[:, idx], axis=0)
+            if not self.test_cfg.get("shift_coords", True):
+                # MMPose's x -> 1 - x without the -1/n: one crop pixel right of the mirror
+                mirrored[..., 0] += 1.0 / inputs.shape[-1]
+            coords = (coords + mirrored) / 2
             scores = (scores + flipped.scores[:, idx]) / 2
+            # the official flip test averages sigma without the left/right swap (its scores,
+            # maxvals, are swapped)
+            side = idx if self.test_cfg.get("flip_swap_sigma", True) else slice(None)
             if sigma is not None:
-                sigma = (sigma + flipped.sigma[:, idx]) / 2
+                sigma = (sigma + flipped.sigma[:, side]) / 2
         return coords, scores, sigma
 
     @torch.no_grad()
@@ -118,6 +153,14 @@ class TopdownPoseEstimator(BaseModel):
         ``pred_keypoints`` (K, 2) image pixels, ``pred_scores`` (K,), ``pred_sigma`` (K, D)
         normalised or ``None``, and for 3-D heads ``pred_depth`` (K,) root-relative mm.
         """
+        for sample in data_samples:
+            if sample.get("convention", "rle") != self.convention:
+                raise ValueError(
+                    f"sample {sample.get('id')}: its crop was made in the "
+                    f"{sample.get('convention', 'rle')!r} pixel convention, the model's is "
+                    f"{self.convention!r} (set convention once in the config: the datasets and "
+                    "the model get it from there)"
+                )
         flip_indices = data_samples[0].get("flip_indices") if data_samples else None
         coords, scores, sigma = self._predict_tensors(inputs, flip_indices)
         coords_np = coords.float().cpu().numpy()
@@ -132,6 +175,7 @@ class TopdownPoseEstimator(BaseModel):
                 sample.input_center,
                 sample.input_scale,
                 sample.get("bbox_rotation", 0.0),
+                self.convention,
             ).astype(np.float32)
             sample.pred_scores = scores_np[i]
             sample.pred_sigma = None if sigma_np is None else sigma_np[i]

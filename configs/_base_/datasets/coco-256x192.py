@@ -37,7 +37,10 @@ train_dataloader = dict(
         pipeline=train_pipeline,
     ),
 )
-# the same loader, in order, on val2017 with the detected person boxes
+# the same loader, in order, on val2017 with the detected person boxes. The published protocol
+# (MMPose's and the official RLE's evaluation): with ground-truth boxes (bbox_file=None) they are
+# clipped to the image and keypoint-less instances are dropped; OKS-NMS measures the padded crop
+# box (input_scale) and the results carry each box (its area sets the COCO (M)/(L) ranges)
 val_dataloader = dict(
     train_dataloader,
     sampler=dict(type="DefaultSampler", shuffle=False),
@@ -47,11 +50,16 @@ val_dataloader = dict(
         data_prefix=dict(img="val2017/"),
         test_mode=True,
         bbox_file="person_detection_results/COCO_val2017_detections_AP_H_56_person.json",
+        filter_empty=True,
+        clip_bbox=True,
         pipeline=val_pipeline,
     ),
 )
 test_dataloader = val_dataloader
 val_evaluator = dict(
-    type="CocoKeypointMetric", ann_file=data_root + "annotations/person_keypoints_val2017.json"
+    type="CocoKeypointMetric",
+    ann_file=data_root + "annotations/person_keypoints_val2017.json",
+    nms_area="input_scale",
+    det_area="bbox",
 )
 test_evaluator = val_evaluator
