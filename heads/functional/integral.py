@@ -98,15 +98,25 @@ class _SoftArgmax(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits, beta, d):
-        p = spatial_softmax(logits, beta)
-        grids = []
-        coords = []
+    def _expectation(p, d):
+        grids, coords = [], []
         for m in marginals(p, d):
             grid = bin_grid(m.shape[-1], m.dtype, m.device)
             grids.append(grid)
             coords.append(torch.matmul(m, grid))
-        coords = torch.stack(coords, dim=-1)
+        return grids, torch.stack(coords, dim=-1)
+
+    @staticmethod
+    def forward(ctx, logits, beta, d):
+        # optimistic: the plain softmax, and the +-inf guard of spatial_softmax only when a
+        # coordinate came out NaN (an infinite or NaN logit): finite maps, the every-step case,
+        # skip its pass over the logits; the result is the same either way, bit for bit
+        flat = logits.flatten(-d)
+        p = F.softmax(flat * beta if beta != 1.0 else flat, dim=-1).view_as(logits)
+        grids, coords = _SoftArgmax._expectation(p, d)
+        if bool(torch.isnan(coords).any()):
+            p = spatial_softmax(logits, beta)
+            grids, coords = _SoftArgmax._expectation(p, d)
         ctx.save_for_backward(p, coords)
         ctx.grids = grids
         ctx.beta = beta
