@@ -23,7 +23,7 @@ from rle.datasets.geometry import check_convention
 from rle.datasets.transforms import keypoints_to_image
 from rle.registry import MODELS
 
-__all__ = ["TopdownPoseEstimator"]
+__all__ = ["TopdownPoseEstimator", "check_sample_conventions", "decode_samples"]
 
 
 def _build(cfg):
@@ -153,32 +153,70 @@ class TopdownPoseEstimator(BaseModel):
         ``pred_keypoints`` (K, 2) image pixels, ``pred_scores`` (K,), ``pred_sigma`` (K, D)
         normalised or ``None``, and for 3-D heads ``pred_depth`` (K,) root-relative mm.
         """
-        for sample in data_samples:
-            if sample.get("convention", "rle") != self.convention:
-                raise ValueError(
-                    f"sample {sample.get('id')}: its crop was made in the "
-                    f"{sample.get('convention', 'rle')!r} pixel convention, the model's is "
-                    f"{self.convention!r} (set convention once in the config: the datasets and "
-                    "the model get it from there)"
-                )
+        check_sample_conventions(data_samples, self.convention)
         flip_indices = data_samples[0].get("flip_indices") if data_samples else None
         coords, scores, sigma = self._predict_tensors(inputs, flip_indices)
-        coords_np = coords.float().cpu().numpy()
-        scores_np = scores.float().cpu().numpy()
-        sigma_np = None if sigma is None else sigma.float().cpu().numpy()
-        for i, sample in enumerate(data_samples):
-            size = sample.get("input_size", (inputs.shape[-1], inputs.shape[-2]))
-            sample.pred_coords = coords_np[i]
-            sample.pred_keypoints = keypoints_to_image(
-                coords_np[i, :, :2],
-                size,
-                sample.input_center,
-                sample.input_scale,
-                sample.get("bbox_rotation", 0.0),
-                self.convention,
-            ).astype(np.float32)
-            sample.pred_scores = scores_np[i]
-            sample.pred_sigma = None if sigma_np is None else sigma_np[i]
-            if coords_np.shape[-1] == 3:
-                sample.pred_depth = coords_np[i, :, 2] * self.test_cfg["depth_scale"]
-        return list(data_samples)
+        size = (inputs.shape[-1], inputs.shape[-2])
+        return decode_samples(
+            coords, scores, sigma, data_samples, size, self.convention, self.test_cfg["depth_scale"]
+        )
+
+
+def check_sample_conventions(data_samples: Sequence, convention: str) -> None:
+    """Raise ``ValueError`` naming the sample when a crop was made in another pixel convention
+    than ``convention`` (the model's)."""
+    for sample in data_samples:
+        if sample.get("convention", "rle") != convention:
+            raise ValueError(
+                f"sample {sample.get('id')}: its crop was made in the "
+                f"{sample.get('convention', 'rle')!r} pixel convention, the model's is "
+                f"{convention!r} (set convention once in the config: the datasets and the model "
+                "get it from there)"
+            )
+
+
+def decode_samples(
+    coords, scores, sigma, data_samples: Sequence, input_size, convention: str = "rle",
+    depth_scale: float = 2000.0,
+) -> list:  # fmt: skip
+    """Write crop-space predictions into their data samples, decoded to image pixels (what
+    :meth:`TopdownPoseEstimator.predict` returns; shared with the exported models' runner).
+
+    Args:
+        coords: ``(B, K, D)`` normalised coordinates (tensor or array).
+        scores: ``(B, K)``; sigma: ``(B, K, D)`` normalised, or ``None``.
+        data_samples: B samples with ``input_center``, ``input_scale`` (and optionally
+            ``input_size``, ``bbox_rotation``).
+        input_size: ``(w, h)`` of the crops, used when a sample has no ``input_size``.
+        convention: the pixel convention of the crops (:mod:`rle.datasets.geometry`).
+        depth_scale: mm per unit of normalised depth (3-D).
+
+    Returns:
+        the samples with ``pred_coords``, ``pred_keypoints`` (K, 2) image px, ``pred_scores``,
+        ``pred_sigma`` and, for D = 3, ``pred_depth`` (K,) root-relative mm.
+    """
+
+    def _np(x):
+        return (
+            None
+            if x is None
+            else np.asarray(x.float().cpu().numpy() if torch.is_tensor(x) else x, dtype=np.float32)
+        )
+
+    coords_np, scores_np, sigma_np = _np(coords), _np(scores), _np(sigma)
+    for i, sample in enumerate(data_samples):
+        size = sample.get("input_size", input_size)
+        sample.pred_coords = coords_np[i]
+        sample.pred_keypoints = keypoints_to_image(
+            coords_np[i, :, :2],
+            size,
+            sample.input_center,
+            sample.input_scale,
+            sample.get("bbox_rotation", 0.0),
+            convention,
+        ).astype(np.float32)
+        sample.pred_scores = scores_np[i]
+        sample.pred_sigma = None if sigma_np is None else sigma_np[i]
+        if coords_np.shape[-1] == 3:
+            sample.pred_depth = coords_np[i, :, 2] * depth_scale
+    return list(data_samples)
