@@ -261,6 +261,10 @@ def instance_confidence_and_oks(records: List[dict], sigmas: np.ndarray):
 
 
 # -- plots ---------------------------------------------------------------------------------------
+#: the longer side, in px, at which plot_examples draws each crop
+_EXAMPLE_PX = 256
+
+
 def _figure(*args, **kwargs):
     import matplotlib
 
@@ -354,9 +358,11 @@ def plot_examples(
 ) -> Path:
     """A grid of example crops (rows: runs, columns: instances) with predicted keypoints and,
     for heads with sigma, ellipses of ``sigma_scale[run] * sigma`` (default 1 sigma; pass a
-    run's 68 % residual quantile to draw its 68 % interval)."""
+    run's 68 % residual quantile to draw its 68 % interval), drawn by
+    :func:`rle.visualization.draw_pose` (skeleton yellow, keypoints red, ellipses cyan)."""
     import cv2
-    from matplotlib.patches import Ellipse
+
+    from rle.visualization import draw_pose
 
     names = list(runs)
     plt, (fig, axes) = _figure(
@@ -377,22 +383,24 @@ def plot_examples(
             pad = 0.15 * max(x2 - x1, y2 - y1)
             x1, y1 = max(int(x1 - pad), 0), max(int(y1 - pad), 0)
             x2, y2 = min(int(x2 + pad), img.shape[1]), min(int(y2 + pad), img.shape[0])
-            ax.imshow(img[y1:y2, x1:x2, ::-1])
-            kp = np.asarray(r["pred_keypoints"]) - np.array([x1, y1])
-            if skeleton:
-                for a, b in skeleton:
-                    ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color="yellow", lw=1)
-            ax.plot(kp[:, 0], kp[:, 1], "o", color="red", ms=2.5)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            # drawn at a fixed display size: small crops would get pixel-sized marks
+            zoom = _EXAMPLE_PX / max(x2 - x1, y2 - y1)
+            crop = cv2.resize(img[y1:y2, x1:x2], None, fx=zoom, fy=zoom,
+                              interpolation=cv2.INTER_LINEAR)  # fmt: skip
+            # index units: crop pixel j (centre j) spans zoomed pixels [j*z, (j+1)*z]
+            kp = (np.asarray(r["pred_keypoints"], float) - [x1, y1] + 0.5) * zoom - 0.5
+            ellipses = None
             sigma = r.get("pred_sigma")
             if sigma is not None:
                 k_sigma = (sigma_scale or {}).get(name, 1.0)
-                scale = k_sigma * np.asarray(r["input_scale"], dtype=float)
-                for k in range(len(kp)):
-                    sx, sy = np.asarray(sigma)[k, :2] * scale
-                    ax.add_patch(Ellipse(kp[k], 2 * sx, 2 * sy, fill=False, color="cyan", lw=0.7))
-            # an ellipse larger than the crop must not shrink the crop to a thumbnail
-            ax.set_xlim(-0.5, x2 - x1 - 0.5)
-            ax.set_ylim(y2 - y1 - 0.5, -0.5)
+                scale = k_sigma * np.asarray(r["input_scale"], dtype=float) * zoom
+                ellipses = np.asarray(sigma, dtype=float)[:, :2] * scale
+            drawn = draw_pose(crop, kp, skeleton=skeleton, interval_axes=ellipses,
+                              colors=(0, 0, 255), link_color=(0, 255, 255),
+                              ellipse_color=(255, 255, 0), radius=3, thickness=2)  # fmt: skip
+            ax.imshow(drawn[:, :, ::-1])
             if j == 0:
                 ax.set_title(name, fontsize=8, loc="left")
     return _finish(plt, fig, axes[0][0], path, legend=False, dpi=90)
