@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from typing import List, Tuple
 
 import torch
@@ -73,11 +74,40 @@ def marginals(heatmaps: torch.Tensor, d: int) -> List[torch.Tensor]:
     return [plane.sum(-2), plane.sum(-1), heatmaps.sum((-2, -1))]
 
 
+def exporting() -> bool:
+    """Whether a graph is being recorded for export (``torch.export``, the ONNX exporters,
+    TorchScript tracing) rather than run eagerly.
+
+    The decoders' cheap guards (``bool`` of a reduction, to skip work on finite maps) are
+    data-dependent control flow: ``torch.export`` refuses them and tracing would bake in the
+    branch of the example input. While exporting, the decoders take their branch-free path,
+    which gives the same values on every input (see :func:`finite_logits`).
+    """
+    # torch.compiler.is_exporting is missing before torch 2.5 (the project supports 2.4)
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    # torch.onnx is imported lazily by torch: an ONNX export has imported it, and eager code
+    # need not import it just to ask
+    onnx = sys.modules.get("torch.onnx")
+    return bool(
+        (is_exporting is not None and is_exporting())
+        or torch.jit.is_tracing()
+        or (onnx is not None and onnx.is_in_onnx_export())
+    )
+
+
 @functools.lru_cache(maxsize=64)
+def _cached_grid(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return coordinate_grid(n, dtype=dtype, device=device)
+
+
 def bin_grid(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """:func:`rle.coords.coordinate_grid` ``(n,)``, cached: decoders run every step on the same
-    few sizes (callers never modify it in place)."""
-    return coordinate_grid(n, dtype=dtype, device=device)
+    few sizes (callers never modify it in place). Not cached while :func:`exporting`: a grid
+    made under the exporter's fake tensors must not reach later eager calls, and a graph should
+    compute its own grid rather than capture an outside tensor."""
+    if exporting():
+        return coordinate_grid(n, dtype=dtype, device=device)
+    return _cached_grid(n, dtype, device)
 
 
 class _FiniteClamp(torch.autograd.Function):
@@ -106,7 +136,12 @@ def finite_logits(logits: torch.Tensor) -> torch.Tensor:
     ``logits`` are flattened maps ``(..., N)``. The clamp (a map-sized copy) runs only when some
     map's maximum is infinite: the check is one read-only reduction, so finite maps, the every-
     step case, cost a fraction of a softmax instead of a copy (the soft-argmax benchmark).
+    While :func:`exporting` the clamp always runs, as a plain ``clamp`` (same values; the check
+    would be data-dependent control flow, and the graph needs no custom backward).
     """
+    if exporting():
+        info = torch.finfo(logits.dtype)
+        return logits.clamp(info.min, info.max)
     if not bool(torch.isinf(logits.amax(-1)).any()):
         return logits
     return _FiniteClamp.apply(logits)
@@ -134,8 +169,10 @@ def limit_marginals(heatmaps: torch.Tensor, d: int) -> List[torch.Tensor]:
     """
     plain = marginals(heatmaps, d)
     # every finite map has a finite marginal sum (or an overflowing one, which the exact check
-    # below leaves unchanged too): one look at the small (B, K) sums spares the map-sized passes
-    if bool(torch.isfinite(plain[0].sum(-1)).all()):
+    # below leaves unchanged too): one look at the small (B, K) sums spares the map-sized passes.
+    # An exported graph always takes the full path below: the same values, no data-dependent
+    # branch
+    if not exporting() and bool(torch.isfinite(plain[0].sum(-1)).all()):
         return plain
     # 1 exactly at +inf (every finite value is <= max), 0 elsewhere; cheaper than a bool cast
     at_inf = (heatmaps.detach() - torch.finfo(heatmaps.dtype).max).clamp_(0, 1)
@@ -149,5 +186,6 @@ def limit_peak(heatmaps: torch.Tensor, d: int) -> torch.Tensor:
     ``+inf`` entries (as :func:`limit_marginals` reads it)."""
     flat = heatmaps.flatten(-d)
     peak = flat.amax(dim=-1)
-    count = torch.isposinf(flat).sum(-1).to(peak.dtype)
+    # == inf rather than isposinf (the same mask): the TorchScript ONNX exporter has no isposinf
+    count = (flat == math.inf).sum(-1).to(peak.dtype)
     return torch.where(count > 0, 1 / count, peak)

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from heads.functional._maps import (
     bin_grid,
     check_positive,
+    exporting,
     finite_logits,
     limit_marginals,
     limit_peak,
@@ -158,6 +159,10 @@ def soft_argmax(logits: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """
     d = spatial_dims(logits, "logits")
     check_positive("beta", beta)
+    if exporting():
+        # the graph of the guarded path, without the NaN check (data-dependent control flow)
+        # or the custom backward: the value _SoftArgmax returns on every input
+        return _SoftArgmax._expectation(spatial_softmax(logits, beta), d)[1]
     return _SoftArgmax.apply(logits, float(beta), d)
 
 
