@@ -5,6 +5,8 @@
 * Calibration, which the reference toolboxes do not report: Pearson and Spearman correlation
   of instance confidence with OKS (the papers' measure), reliability bins and an expected
   calibration error, and the empirical coverage of predicted per-keypoint intervals.
+* A proper scoring rule for the predictive density: the keypoint negative log-likelihood
+  (:func:`keypoint_nll`), with the unit residual densities the losses use.
 
 Shape letters: N instances, K keypoints, D coordinate dims.
 """
@@ -12,15 +14,18 @@ Shape letters: N instances, K keypoints, D coordinate dims.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 __all__ = [
     "expected_calibration_error",
+    "gaussian_log_density",
     "interval_coverage",
     "keypoint_auc",
     "keypoint_epe",
+    "keypoint_nll",
+    "laplace_log_density",
     "keypoint_pck",
     "mpjpe",
     "object_keypoint_similarity",
@@ -30,6 +35,7 @@ __all__ = [
     "reliability_bins",
     "residual_quantile",
     "spearman",
+    "unit_log_density",
 ]
 
 
@@ -272,3 +278,146 @@ def interval_coverage(
         q = quantiles[level] if quantiles else residual_quantile(level, distribution)
         out[level] = float((u <= q).mean()) if u.size else float("nan")
     return out
+
+
+# -- proper scoring: negative log-likelihood -----------------------------------------------------
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_density(u: np.ndarray) -> np.ndarray:
+    """``log f(u)`` of the standard normal, elementwise: ``-0.5 log(2 pi) - u^2 / 2``.
+
+    The unit density of the Gaussian Q term of every loss variant and of
+    :func:`residual_quantile` ``"gaussian"``.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    return -0.5 * _LOG_2PI - 0.5 * u**2
+
+
+def laplace_log_density(u: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``log f(u)`` of the zero-mean Laplace of scale ``b``, elementwise: ``-log(2 b) - |u| / b``.
+
+    ``scale=1`` is MMPose's and the paper's Q term (``log(2 sigma) + |u|``) and
+    :func:`residual_quantile` ``"laplace"``; ``scale=sqrt(2)`` is the official RLE's
+    (``|D| / (sqrt2 sigma)``) and ``"laplace_official"``. The official loss adds
+    ``log sqrt(2 pi)`` where the normaliser is ``log(2 sqrt2)``: as a density it does not
+    integrate to 1, so a score takes the normalised form here.
+
+    Args:
+        u: residuals in units of sigma, any shape.
+        scale: ``b > 0``.
+    """
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool)) or not scale > 0:
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    u = np.asarray(u, dtype=np.float64)
+    return -math.log(2 * scale) - np.abs(u) / scale
+
+
+def _laplace_official_log_density(u: np.ndarray) -> np.ndarray:
+    return laplace_log_density(u, math.sqrt(2))
+
+
+_UNIT_DENSITIES = {
+    "gaussian": gaussian_log_density,
+    "laplace": laplace_log_density,
+    "laplace_official": _laplace_official_log_density,
+}
+
+LogDensity = Callable[[np.ndarray], np.ndarray]
+
+
+def unit_log_density(distribution: str) -> LogDensity:
+    """The elementwise ``log f`` of the unit residual distribution that
+    :func:`residual_quantile` names the same way (``"gaussian"``, ``"laplace"``,
+    ``"laplace_official"``), so that a level interval and a score describe one density."""
+    if distribution not in _UNIT_DENSITIES:
+        raise ValueError(
+            f"distribution must be one of {tuple(_UNIT_DENSITIES)}, got {distribution!r}"
+        )
+    return _UNIT_DENSITIES[distribution]
+
+
+def keypoint_nll(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    sigma: np.ndarray,
+    mask: Optional[np.ndarray],
+    log_density: Union[str, LogDensity],
+    scale: Optional[np.ndarray] = None,
+    reduction: str = "mean",
+) -> Union[float, np.ndarray]:
+    """Negative log-likelihood of the ground truth under the predictive density.
+
+    Per keypoint the density of location ``x`` is ``p(x) = f(u) / prod_d s_d`` with
+    ``u = (mu - x) / sigma`` and ``s = sigma * scale``, so::
+
+        NLL = sum_d log(sigma_d * scale_d) - log f(u)
+
+    A proper scoring rule: unlike coverage it rewards a sharp sigma only where the error is
+    small. With ``scale`` (the crop size per axis) it is the density of the image-pixel
+    location, so heads and crops compare in one unit (nats per keypoint, px); without, in
+    normalised crop units. ``u`` itself is unit-free, computed before any scaling.
+
+    Args:
+        pred, gt: ``(N, K, D)`` normalised coordinates (mu and ground truth).
+        sigma: ``(N, K, D)`` predicted scale, normalised units, ``> 0`` where labelled.
+        mask: ``(N, K)`` which keypoints count (``None``: all).
+        log_density: ``log f`` of the unit residual density: a name of
+            :func:`unit_log_density`, or a callable taking ``u`` ``(M, D)`` (float64, the
+            labelled keypoints) and returning either ``(M, D)`` elementwise values of a
+            factorised density (summed over ``D``) or ``(M,)`` joint values (e.g. an RLE
+            flow's density of the ``D``-vector). It must be normalised: a constant offset
+            shifts the score.
+        scale: ``(N, D)`` px per normalised unit per axis (the crop box size), ``> 0``;
+            ``None``: score in normalised units.
+        reduction: ``"mean"`` over the labelled keypoints (NaN if none) or ``"none"``:
+            ``(N, K)`` with NaN where unlabelled (``np.nanmean(.., 0)`` is per keypoint).
+
+    Returns:
+        the mean NLL (float, nats), or the ``(N, K)`` values.
+    """
+    pred, gt, mask = _check(pred, gt, mask)
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    sigma = np.asarray(sigma, dtype=np.float64)
+    if sigma.shape != pred.shape:
+        raise ValueError(f"sigma must have shape (N, K, D) = {pred.shape}, got {sigma.shape}")
+    n, _, d = pred.shape
+    if scale is not None:
+        scale = np.asarray(scale, dtype=np.float64)
+        if scale.shape != (n, d):
+            raise ValueError(f"scale must have shape (N, D) = {(n, d)}, got {scale.shape}")
+        if not np.all(np.isfinite(scale) & (scale > 0)):
+            raise ValueError("scale must be positive and finite (px per normalised unit)")
+    fn = unit_log_density(log_density) if isinstance(log_density, str) else log_density
+    if not callable(fn):
+        raise TypeError(
+            f"log_density must be a callable or a distribution name, got {type(fn).__name__}"
+        )
+    out = np.full(mask.shape, np.nan)
+    if mask.any():
+        s = sigma[mask]  # (M, D)
+        if not np.all(np.isfinite(s) & (s > 0)):
+            raise ValueError("sigma must be positive and finite at the labelled keypoints")
+        diff = (pred - gt)[mask]
+        if not np.all(np.isfinite(diff)):
+            raise ValueError("pred and gt must be finite at the labelled keypoints")
+        u = diff / s
+        logf = np.asarray(fn(u), dtype=np.float64)
+        if logf.shape == u.shape:
+            logf = logf.sum(-1)
+        elif logf.shape != u.shape[:1]:
+            raise ValueError(
+                f"log_density must return (M, D) = {u.shape} or (M,) = {u.shape[:1]} values "
+                f"for u of shape (M, D), got {logf.shape}"
+            )
+        if np.isnan(logf).any():
+            raise ValueError("log_density returned NaN")
+        log_s = np.log(s).sum(-1)
+        if scale is not None:
+            # the pixel density divides by sigma_px = sigma * scale per axis: u is unchanged
+            log_s = log_s + np.log(np.broadcast_to(scale[:, None, :], pred.shape)[mask]).sum(-1)
+        out[mask] = log_s - logf
+    if reduction == "none":
+        return out
+    return float(out[mask].mean()) if mask.any() else float("nan")
