@@ -157,3 +157,57 @@ def test_a_converted_checkpoint_evaluates_without_a_config(tmp_path):
     mm = expected["results"]["det_flip"]["metrics"]
     assert metrics["coco/AP"] == pytest.approx(mm["coco/AP"], abs=5e-5)
     assert metrics["coco/num_instances"] == 118
+
+
+@pytest.mark.parametrize("run", ["gt_flip", "gt_noflip"])
+def test_inference_api_on_a_converted_checkpoint_gives_mmposes_predictions(tmp_path, run):
+    """``init_model(DST)`` alone (the converted checkpoint carries its model, MMPose's
+    convention and test config) and ``inference_topdown`` on the sample's image files and
+    boxes give MMPose's own keypoints and scores."""
+    import cv2
+
+    from rle.apis import inference_topdown, init_model
+
+    dst = tmp_path / "rle_res18n_rle-pose.pth"
+    convert_checkpoint(INTEROP / "mmpose_rle_res18n.pth", dst, source="mmpose")
+    flip = run.endswith("_flip")
+    model = init_model(checkpoint=str(dst), cfg_options={"model.test_cfg.flip_test": flip})
+    assert model.convention == "mmpose" and model.test_cfg["flip_test"] is flip
+    expected = torch.load(INTEROP / "expected_mmpose_rle_res18n.pt", weights_only=True)
+    expected = expected["results"][run]
+    dataset = _dataset(run, "mmpose")
+    rows = {int(i): r for r, i in enumerate(expected["ids"].tolist())}
+    by_image = {}
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        by_image.setdefault(info["img_path"], []).append(rows[int(info["id"])])
+    assert sum(map(len, by_image.values())) == len(rows)
+    checked = 0
+    for img_path, instances in by_image.items():
+        boxes = expected["bbox"][instances].numpy().reshape(-1, 4)
+        # both the file and the decoded array: the same crops
+        for image in (img_path, cv2.imread(img_path)):
+            results = inference_topdown(model, image, boxes)
+            keypoints = np.stack([r.keypoints for r in results])
+            scores = np.stack([r.keypoint_scores for r in results])
+            assert np.abs(keypoints - expected["keypoints"][instances].numpy()).max() < 1e-3
+            assert np.abs(scores - expected["keypoint_scores"][instances].numpy()).max() < 1e-5
+            sigma_px = np.stack([r.keypoint_sigma for r in results])
+            scale = expected["input_scale"][instances].numpy()[:, None]
+            want = expected["sigma"][instances].numpy() * scale
+            assert np.abs(sigma_px - want).max() < 1e-3
+        checked += len(instances)
+    assert checked == 12
+
+
+def test_inference_api_refuses_an_unconverted_mmpose_checkpoint():
+    from rle.apis import init_model
+    from rle.serialization import CheckpointMismatchError
+
+    src = INTEROP / "mmpose_rle_res18n.pth"
+    with pytest.raises(ValueError, match="convert_checkpoint.py .* --from mmpose"):
+        init_model(checkpoint=str(src))
+    config = "configs/coco/mmpose-compat/rle-gap_resnet50_8xb64-210e_coco-256x192.py"
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(CheckpointMismatchError, match="unexpected keys: backbone.conv1.weight"):
+        init_model(config=str(root / config), checkpoint=str(src))
