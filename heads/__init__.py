@@ -5,6 +5,10 @@ Importing this package registers every head in the ``rle`` mmengine registry
 :mod:`heads.base`, what the RLE heads share in :mod:`heads.rle_mixin`, the decoders (pure
 functions) in :mod:`heads.functional`, and each head in a module of its own.
 
+Every head but the plain regression one predicts a distribution of each keypoint:
+``predict().sigma``, ``interval_scale(levels)`` and ``log_likelihood(feats_or_output, target)``
+(RLE heads: the density their loss defines; heatmap heads: the map itself).
+
 Shape letters: B batch, C channels, K keypoints, D coordinate dims, H/W map size, Dz depth bins,
 S samples. Coordinates are normalised (:mod:`rle.coords`).
 """

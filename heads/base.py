@@ -8,6 +8,9 @@ A head maps backbone features to keypoints. Tensors in, tensors out (never data 
 * ``predict(feats_or_output) -> Prediction(coords, scores, sigma)``
 * ``set_epoch(epoch)``: called before every training epoch (a no-op unless the head has a
   schedule).
+* the predictive density: ``interval_scale(levels)`` (``{level: k}`` of ``coords +- k sigma``),
+  ``log_likelihood(feats_or_output, target) -> (B, K)`` (a proper scoring rule), both ``None``
+  for a head without a density (:class:`heads.RegressionHead`).
 
 Coordinates are normalised (:mod:`rle.coords`): ``[-0.5, 0.5]`` of the input crop, order
 ``(x, y[, z])``; ``z`` of 3-D heads is normalised the same way over the depth range.
@@ -27,7 +30,14 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from heads.functional import heatmap_confidence, spatial_softmax
+from heads.functional import (
+    heatmap_confidence,
+    heatmap_log_likelihood,
+    heatmap_variance,
+    spatial_softmax,
+)
+from rle.amp import full_precision, upcast
+from rle.evaluation.functional import residual_quantile
 from rle.losses import COORDINATE_LOSSES, coordinate_loss
 
 __all__ = [
@@ -67,7 +77,8 @@ class HeadOutput(NamedTuple):
 
 class Prediction(NamedTuple):
     """What ``Head.predict`` returns: ``coords`` ``(B, K, D)``, ``scores`` ``(B, K)`` in
-    ``[0, 1]``, ``sigma`` ``(B, K, D)`` or ``None``."""
+    ``[0, 1]``, ``sigma`` ``(B, K, D)`` (normalised units, ``>= 0``; the scale of the head's
+    predictive density, :meth:`BaseHead.predictive_sigma`) or ``None``."""
 
     coords: torch.Tensor
     scores: torch.Tensor
@@ -89,7 +100,9 @@ class BaseHead(BaseModule):
             :attr:`default_init_cfg`.
     """
 
-    #: whether the head predicts sigma (and so a per-keypoint interval)
+    #: whether ``predict`` gives sigma (and so a per-keypoint interval): the RLE heads (their
+    #: ``HeadOutput.sigma``) and the heatmap heads (the spread of the map, in
+    #: ``Prediction.sigma`` only)
     has_sigma = False
     #: the ``init_cfg`` used when none is given (copied, never modified)
     default_init_cfg = None
@@ -176,9 +189,12 @@ class BaseHead(BaseModule):
         return output.coords.new_ones(output.coords.shape[:2])
 
     def predict(self, feats_or_output) -> Prediction:
-        """Decode for inference: ``Prediction(coords, scores, sigma)``."""
+        """Decode for inference: ``Prediction(coords, scores, sigma)``, sigma from
+        :meth:`predictive_sigma`."""
         output = self._output(feats_or_output)
-        return Prediction(coords=output.coords, scores=self.scores(output), sigma=output.sigma)
+        return Prediction(
+            coords=output.coords, scores=self.scores(output), sigma=self.predictive_sigma(output)
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Called with the 0-based epoch before each training epoch (by
@@ -186,10 +202,38 @@ class BaseHead(BaseModule):
         (sampling-argmax's temperature)."""
 
     # -- uncertainty ------------------------------------------------------------------------------
+    def predictive_sigma(self, feats_or_output) -> Optional[torch.Tensor]:
+        """The per-axis scale ``(B, K, D)`` of the predictive density (normalised units), or
+        ``None``: here ``HeadOutput.sigma`` (``None`` for a plain regression head, which
+        predicts a point and no density)."""
+        return self._output(feats_or_output).sigma
+
     def interval_scale(self, levels: Sequence[float]) -> Optional[Dict[float, float]]:
         """``{level: k}`` such that ``coords +- k * sigma`` is the ``level`` interval of each
         coordinate under the head's own predictive density, or ``None`` where the head defines
-        none (here: every head without an RLE density; see :class:`heads.RLELossMixin`)."""
+        none (here; see :class:`heads.RLELossMixin` and :class:`HeatmapHead`)."""
+        return None
+
+    def log_likelihood(self, feats_or_output, target: torch.Tensor) -> Optional[torch.Tensor]:
+        """Log density of ``target`` under the head's predictive density: a proper scoring rule
+        (its negative, the NLL, is lowest in expectation for the true distribution).
+
+        Args:
+            feats_or_output: backbone features or this head's :class:`HeadOutput`.
+            target: ``(B, K, D)`` normalised coordinates.
+
+        Returns:
+            ``(B, K)`` nats per unit of normalised volume (the density of the D-dim location in
+            normalised crop units: heads compare at equal D), or ``None`` where the head has no
+            density (here: :class:`heads.RegressionHead`).
+        """
+        if not isinstance(target, torch.Tensor):
+            raise TypeError(f"target must be a torch.Tensor (B, K, D), got {type(target).__name__}")
+        if target.dim() != 3 or tuple(target.shape[1:]) != (self.num_keypoints, self.num_dims):
+            raise ValueError(
+                f"target must have shape (B, K, D) = (B, {self.num_keypoints}, {self.num_dims}), "
+                f"got {tuple(target.shape)}"
+            )
         return None
 
     def residual_density(self, grid) -> Optional[np.ndarray]:
@@ -271,12 +315,23 @@ class HeatmapHead(BaseHead):
             (:func:`heads.functional.heatmap_confidence`; a head with its own confidence, such as
             :class:`heads.HeatmapRLEHead`, keeps it); ``"one"``: the constant 1.0 MMPose's
             integral heads report for every keypoint.
+
+    The map is the head's predictive density: ``Prediction.sigma`` is its per-axis standard
+    deviation (:meth:`predictive_sigma`), :meth:`interval_scale` the Gaussian quantiles (a
+    normal approximation of the map; post-hoc calibration, :mod:`rle.calibration`, corrects the
+    shape) and :meth:`log_likelihood` the map's piecewise-constant density at the target.
+    ``HeadOutput.sigma`` stays ``None``: the losses read a non-``None`` sigma as RLE's.
     """
 
     #: accepted values of ``grid``
     GRIDS = ("center", "mmpose")
     #: accepted values of ``keypoint_scores``
     KEYPOINT_SCORES = ("peak", "one")
+    #: floor on a bin's probability in :meth:`log_likelihood` (a target off the map, or on an
+    #: empty bin, would score -inf and make every mean -inf)
+    MIN_BIN_PROB = 1e-12
+    #: the map's spread, in ``Prediction.sigma`` only
+    has_sigma = True
 
     default_init_cfg = [
         dict(type="Normal", layer=["ConvTranspose2d"], std=0.001),
@@ -369,11 +424,13 @@ class HeatmapHead(BaseHead):
 
     def forward(self, feats: Feats) -> HeadOutput:
         logits = self.heatmap_logits(feats)
-        heatmaps = spatial_softmax(logits, self.beta)
-        coords = self.decode(logits, heatmaps)
-        offset = self.grid_offset(heatmaps)
-        if offset is not None:
-            coords = coords + offset
+        with full_precision(logits):  # the trunk under autocast, the decoding in float32
+            logits = upcast(logits)
+            heatmaps = spatial_softmax(logits, self.beta)
+            coords = self.decode(logits, heatmaps)
+            offset = self.grid_offset(heatmaps)
+            if offset is not None:
+                coords = coords + offset
         return HeadOutput(coords=coords, heatmaps=heatmaps, logits=logits)
 
     def scores(self, output: HeadOutput) -> torch.Tensor:
@@ -381,6 +438,38 @@ class HeatmapHead(BaseHead):
         if self.keypoint_scores == "one":
             return output.coords.new_ones(output.coords.shape[:2])
         return heatmap_confidence(output.heatmaps)
+
+    def predictive_sigma(self, feats_or_output) -> torch.Tensor:
+        """The map's per-axis standard deviation ``(B, K, D)`` in normalised units,
+        ``sqrt`` of :func:`heads.functional.heatmap_variance` (the bin-centre grid; ``grid``
+        shifts it by a constant, which leaves the spread unchanged). ``>= 0``: a one-hot map
+        gives 0. Its guards take their branch-free path while exporting
+        (:func:`heads.functional._maps.exporting`): it exports with the coordinates."""
+        output = self._output(feats_or_output)
+        return heatmap_variance(output.heatmaps).sqrt()
+
+    def interval_scale(self, levels: Sequence[float]) -> Optional[Dict[float, float]]:
+        """Standard normal quantiles ``{level: k}`` with ``P(|u| <= k) = level``
+        (:func:`rle.evaluation.functional.residual_quantile` ``"gaussian"``): ``coords +- k *
+        sigma`` under a normal approximation of the map. The map is often far from normal
+        (heavy background mass, several modes); post-hoc calibration
+        (:mod:`rle.calibration`) corrects the shape."""
+        return {float(lv): residual_quantile(float(lv), "gaussian") for lv in levels}
+
+    def log_likelihood(self, feats_or_output, target: torch.Tensor) -> Optional[torch.Tensor]:
+        """Log density ``(B, K)`` of ``target`` ``(B, K, D)`` (normalised, on the decoding
+        grid) under the map read as a piecewise-constant density: bin probability over bin
+        volume (:func:`heads.functional.heatmap_log_likelihood`). A target off the map, or in a
+        bin of probability below :attr:`MIN_BIN_PROB`, gets the floor
+        ``log(MIN_BIN_PROB) + log(number of bins)``, so means stay finite."""
+        output = self._output(feats_or_output)
+        self._check_target(output, target, None)
+        return heatmap_log_likelihood(
+            output.heatmaps,
+            target,
+            offset=self.grid_offset(output.heatmaps),
+            min_prob=self.MIN_BIN_PROB,
+        )
 
     def coordinate_loss(self, coords, target, target_weight) -> torch.Tensor:
         return self.loss_weight * coordinate_loss(

@@ -20,6 +20,10 @@ class DebiasedIPRHead(HeatmapHead):
         other arguments: see :class:`heads.base.HeatmapHead`; the compensation matters most at
             low ``beta``. The compensation commutes with a constant grid shift, so ``grid``
             is applied by :meth:`heads.base.HeatmapHead.forward` after :meth:`decode`.
+
+    Its predictive density (sigma, intervals, log-likelihood) is the softmax map's, as for every
+    heatmap head: the background mass the compensation removes from the mean stays in the
+    spread, so sigma grows with ``r`` (post-hoc calibration rescales it).
     """
 
     def __init__(self, *args, max_ratio: float = 0.99, **kwargs) -> None:

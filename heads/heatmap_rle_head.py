@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from heads.base import HeadOutput, HeatmapHead
 from heads.functional import heatmap_expectation
 from heads.rle_mixin import RLELossMixin
+from rle.amp import full_precision, upcast
 from rle.registry import MODELS
 
 __all__ = ["HeatmapRLEHead"]
@@ -19,8 +20,9 @@ __all__ = ["HeatmapRLEHead"]
 @MODELS.register_module()
 class HeatmapRLEHead(RLELossMixin, HeatmapHead):
     """The paper's HRNet variant of RLE: a heatmap trunk gives mu by soft-argmax, a linear layer
-    on the pooled backbone feature gives sigma, and the pair is trained with the RLE loss (loss
-    and confidence: :class:`heads.rle_mixin.RLELossMixin`).
+    on the pooled backbone feature gives sigma, and the pair is trained with the RLE loss (loss,
+    confidence and predictive density, sigma included: :class:`heads.rle_mixin.RLELossMixin`;
+    unlike the other heatmap heads, the map gives mu only, not the density).
 
     Args:
         loss_cfg: keyword arguments of :class:`rle.losses.RLELoss`.
@@ -43,7 +45,9 @@ class HeatmapRLEHead(RLELossMixin, HeatmapHead):
         fmap = self._feature_map(feats)
         output = super().forward(fmap)  # the heatmap branch: mu, heatmaps, logits
         pooled = F.adaptive_avg_pool2d(fmap, 1).flatten(1)
-        sigma_logits = self.fc_sigma(pooled).view(-1, self.num_keypoints, self.num_dims)
+        with full_precision(pooled):  # the output layer in float32 under autocast
+            sigma_logits = self.fc_sigma(upcast(pooled))
+        sigma_logits = sigma_logits.view(-1, self.num_keypoints, self.num_dims)
         return output._replace(sigma=torch.sigmoid(sigma_logits), sigma_logits=sigma_logits)
 
     def scores(self, output: HeadOutput) -> torch.Tensor:

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from heads.base import POOLED_INIT_CFG, BaseHead, HeadOutput
+from rle.amp import full_precision, upcast
 from rle.losses import COORDINATE_LOSSES, coordinate_loss
 from rle.registry import MODELS
 
@@ -19,7 +20,10 @@ __all__ = ["RegressionHead"]
 class RegressionHead(BaseHead):
     """The direct-regression baseline (DeepPose style): global average pooling, one linear layer.
 
-    It has no confidence: :meth:`predict` scores every keypoint 1.
+    It has no confidence: :meth:`predict` scores every keypoint 1. Nor a density: an L1 (or L2)
+    point estimate defines no predictive distribution, so ``predict``'s sigma,
+    :meth:`~heads.base.BaseHead.interval_scale` and
+    :meth:`~heads.base.BaseHead.log_likelihood` are ``None``.
 
     Args:
         *args, **kwargs: ``in_channels``, ``num_keypoints``, ``num_dims``, ``loss_weight``,
@@ -39,7 +43,9 @@ class RegressionHead(BaseHead):
 
     def forward(self, feats) -> HeadOutput:
         x = F.adaptive_avg_pool2d(self._feature_map(feats), 1).flatten(1)
-        return HeadOutput(coords=self.fc(x).view(x.shape[0], self.num_keypoints, self.num_dims))
+        with full_precision(x):  # the output layer in float32 under autocast
+            coords = self.fc(upcast(x))
+        return HeadOutput(coords=coords.view(x.shape[0], self.num_keypoints, self.num_dims))
 
     def loss(self, feats_or_output, target, target_weight=None) -> Dict[str, torch.Tensor]:
         output = self._output(feats_or_output)

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from heads.base import POOLED_INIT_CFG, BaseHead, HeadOutput
 from heads.rle_mixin import RLELossMixin
+from rle.amp import full_precision, upcast
 from rle.registry import MODELS
 
 __all__ = ["RLEHead"]
@@ -47,13 +48,15 @@ class RLEHead(RLELossMixin, BaseHead):
     def forward(self, feats) -> HeadOutput:
         x = F.adaptive_avg_pool2d(self._feature_map(feats), 1).flatten(1)
         shape = (x.shape[0], self.num_keypoints, self.num_dims)
-        if self.normalize_feats:
-            # clamp: an all-zero feature (dead ReLUs) would otherwise divide by zero
-            norm = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-6)
-            coords = F.linear(x, self.fc_coord.weight) / norm + self.fc_coord.bias
-        else:
-            coords = self.fc_coord(x)
-        sigma_logits = self.fc_sigma(x).view(shape)
+        with full_precision(x):  # the output layers in float32 under autocast
+            x = upcast(x)
+            if self.normalize_feats:
+                # clamp: an all-zero feature (dead ReLUs) would otherwise divide by zero
+                norm = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-6)
+                coords = F.linear(x, self.fc_coord.weight) / norm + self.fc_coord.bias
+            else:
+                coords = self.fc_coord(x)
+            sigma_logits = self.fc_sigma(x).view(shape)
         return HeadOutput(
             coords=coords.view(shape), sigma=torch.sigmoid(sigma_logits), sigma_logits=sigma_logits
         )

@@ -1,24 +1,110 @@
 """RLELossMixin: what a head trained with the RLE loss knows, shared by the two RLE heads.
 
 A head with an RLE ``loss_module`` (:class:`rle.losses.RLELoss`) predicts mu and sigma; its loss,
-its logged components and its confidence follow from the loss module alone, whatever produces mu
-(an FC layer in :class:`heads.RLEHead`, a soft-argmax in :class:`heads.HeatmapRLEHead`).
+its logged components, its confidence and its predictive density follow from the loss module
+alone, whatever produces mu (an FC layer in :class:`heads.RLEHead`, a soft-argmax in
+:class:`heads.HeatmapRLEHead`).
+
+The predictive density is the one the loss is the negative log of, at fixed sigma: with
+``u = (mu - target) / sigma``, ``log p(target) = log r(u) - log Z - sum_d log sigma_d`` where
+``log r`` is :func:`rle.losses.residual_log_density` (the flow's density counted as the loss
+counts it, times the Q term) and ``Z = int r(u) du`` its normaliser
+(:func:`residual_log_normaliser`): ``r`` alone does not integrate to 1.
 
 Shape letters: B batch, K keypoints, D coordinate dims.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 from heads.base import HeadOutput
-from rle.losses import RLELoss, flow_marginal_density, rle_confidence
+from rle.losses import (
+    VARIANTS,
+    RLELoss,
+    flow_marginal_density,
+    residual_log_density,
+    rle_confidence,
+)
 
-__all__ = ["RLELossMixin"]
+__all__ = ["RLELossMixin", "residual_log_normaliser"]
+
+_REF_EPS = 1e-9  # the references' 1e-9 on sigma (rle.losses)
+
+
+def _quadrature(half: float, panels: int, per_panel: int):
+    """Nodes and weights ``(2 * panels * per_panel,)`` on ``[-half, half]``: Gauss-Legendre
+    panels whose widths halve towards 0 on each side. The split at 0 puts the Laplace Q term's
+    kink on a panel edge, and the narrow inner panels resolve the peak of a density much
+    narrower than ``half`` (which is sized to the flow's tails)."""
+    x, w = np.polynomial.legendre.leggauss(per_panel)
+    edges = np.concatenate([[0.0], half * 2.0 ** -np.arange(panels - 1, -1, -1, dtype=float)])
+    lo, hi = edges[:-1, None], edges[1:, None]
+    nodes = ((hi - lo) / 2 * x + (hi + lo) / 2).ravel()
+    weights = ((hi - lo) / 2 * w).ravel()
+    return np.concatenate([-nodes[::-1], nodes]), np.concatenate([weights[::-1], weights])
+
+
+def residual_log_normaliser(
+    flow: nn.Module,
+    *,
+    variant: str = "official",
+    q: str = "laplace",
+    residual: bool = True,
+    per_panel: Optional[int] = None,
+    num_samples: int = 20000,
+) -> float:
+    """``log Z``, ``Z = int exp(residual_log_density(u)) du`` over ``R^D``: the normaliser of
+    the residual density the RLE loss implies (:func:`rle.losses.residual_log_density`).
+
+    Tensor-product quadrature (:func:`_quadrature`, 6 panels per side) on ``[-L, L]^D``, ``L``
+    4x the 99.9 % quantile of ``|u|`` over ``num_samples`` flow samples (fixed seed:
+    deterministic), as :func:`rle.losses.residual_quantiles` sizes its grid; within ~1e-4 of a
+    3001^2 trapezoid reference on trained-like 2-D flows. ``variant="paper"`` without the Q
+    term is the flow itself, normalised: exactly 0.
+
+    Args:
+        flow: a 2-D or 3-D flow with ``log_prob`` and ``inverse`` (:class:`~rle.flow.RealNVP`).
+        variant, q, residual: as :func:`rle.losses.rle_loss`.
+        per_panel: Gauss-Legendre nodes per panel; ``None``: 8 in 2-D (9216 points), 4 in 3-D
+            (110592 points, ~1 s on a CPU).
+        num_samples: flow samples that size the domain.
+
+    Returns:
+        ``log Z`` (float, nats).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    d = getattr(flow, "features", None)
+    if d not in (2, 3):
+        raise ValueError(f"residual_log_normaliser needs a 2-D or 3-D flow, got features={d}")
+    if variant == "paper" and not residual:
+        return 0.0
+    per_panel = (8 if d == 2 else 4) if per_panel is None else per_panel
+    if not isinstance(per_panel, int) or per_panel < 1:
+        raise ValueError(f"per_panel must be a positive int, got {per_panel!r}")
+    device = next(flow.parameters()).device
+    # float32 even under autocast: a float16 flow would move log Z by far more than 1e-4
+    with torch.no_grad(), torch.autocast(device_type=device.type, enabled=False):
+        gen = torch.Generator().manual_seed(0)
+        samples, _ = flow.inverse(torch.randn(num_samples, d, generator=gen).to(device))
+        half = 4 * float(samples.abs().quantile(0.999).cpu()) + 1e-6
+        nodes, weights = _quadrature(half, 6, per_panel)
+        mesh = np.meshgrid(*[nodes] * d, indexing="ij")
+        log_w = sum(np.log(w) for w in np.meshgrid(*[weights] * d, indexing="ij")).ravel()
+        grid = torch.tensor(np.stack(mesh, -1).reshape(-1, d), dtype=torch.float32, device=device)
+        # the flow sees float32 (its training precision), the density maths is float64
+        logp = residual_log_density(grid.double(), flow, variant=variant, q=q, residual=residual)
+    terms = logp.cpu().numpy() + log_w
+    top = terms.max()
+    return float(top + math.log(np.exp(terms - top).sum()))
 
 
 class RLELossMixin:
@@ -79,6 +165,78 @@ class RLELossMixin:
         """Keypoint confidence ``(B, K)``: :func:`rle.losses.rle_confidence` of sigma, clamped to
         ``[0, 1]``."""
         return rle_confidence(output.sigma).clamp(0.0, 1.0)
+
+    def predictive_sigma(self, feats_or_output) -> torch.Tensor:
+        """sigma ``(B, K, D)`` of the output (normalised units): the scale of the loss's
+        density, also for :class:`heads.HeatmapRLEHead` (not the spread of its map)."""
+        return self._output(feats_or_output).sigma
+
+    def log_normaliser(self) -> float:
+        """:func:`residual_log_normaliser` of the loss's flow and variant, cached: recomputed
+        only when a flow parameter's value (compared exactly with a saved copy, so an optimiser
+        step, ``load_state_dict`` or an in-place edit through ``.data`` all count), device or
+        dtype, or the variant changed."""
+        lm = self.loss_module
+        config = (lm.variant, lm.q, lm.residual)
+        params = [p.detach() for p in lm.flow.parameters()]
+        cache = self.__dict__.get("_log_normaliser_cache")
+        if (
+            cache is not None
+            and cache[0] == config
+            and len(cache[1]) == len(params)
+            and all(
+                a.device == b.device and a.dtype == b.dtype and torch.equal(a, b)
+                for a, b in zip(cache[1], params)
+            )
+        ):
+            return cache[2]
+        value = residual_log_normaliser(lm.flow, variant=lm.variant, q=lm.q, residual=lm.residual)
+        # a plain attribute (not a buffer): never saved, and a copied head recomputes it
+        self.__dict__["_log_normaliser_cache"] = (config, [p.clone() for p in params], value)
+        return value
+
+    def _log_scale(self, output: HeadOutput, dtype: torch.dtype) -> torch.Tensor:
+        """``log s`` ``(B, K, D)`` of the scale the loss divides the residual by."""
+        lm = self.loss_module
+        eps = math.log(_REF_EPS)
+        if output.sigma_logits is not None:
+            logits = output.sigma_logits.to(dtype)
+            if lm.variant == "official" and logits.shape[-1] == 3:
+                log_s = torch.logaddexp(F.logsigmoid(logits), logits.new_tensor(eps))
+            else:
+                log_s = F.logsigmoid(logits).clamp_min(math.log(lm.min_sigma))
+        else:
+            log_s = output.sigma.to(dtype).clamp_min(lm.min_sigma).log()
+        if lm.variant == "mmpose":  # its residual is D / (sigma + 1e-9)
+            log_s = torch.logaddexp(log_s, log_s.new_tensor(eps))
+        return log_s
+
+    def log_likelihood(self, feats_or_output, target: torch.Tensor) -> torch.Tensor:
+        """Log density ``(B, K)`` of ``target`` ``(B, K, D)`` (normalised) under the density the
+        RLE loss defines (module docstring), per unit of normalised volume, 2-D and 3-D.
+
+        ``log r(u) - log Z - sum_d log s_d`` with ``u = (mu - target) / s`` and ``s`` the scale
+        the loss divides by (sigma floored at ``min_sigma``; ``+ 1e-9`` where the variant adds
+        it). A 3-D head always scores with its 3-D flow (the 2-D flow of
+        ``use_2d_flow_for_2d_joints`` serves training on 2-D-only joints; there is no weight
+        here to select it). For ``variant="paper"`` it is minus the loss at
+        ``reduction="none"`` up to a constant; the official and MMPose losses count
+        ``log sigma`` twice, so as functions of sigma they are no normalised NLL, and this is
+        the density of their residual at the predicted sigma. Computed in float32 (float64 for
+        float64 inputs) outside autocast, as the loss; differentiable.
+        """
+        output = self._output(feats_or_output)
+        self._check_target(output, target, None)
+        lm = self.loss_module
+        b, k, d = output.coords.shape
+        dtype = torch.float64 if output.coords.dtype == torch.float64 else torch.float32
+        with torch.autocast(device_type=output.coords.device.type, enabled=False):
+            log_s = self._log_scale(output, dtype)
+            u = (output.coords.to(dtype) - target.to(dtype)) / log_s.exp()
+            log_r = residual_log_density(
+                u.reshape(-1, d), lm.flow, variant=lm.variant, q=lm.q, residual=lm.residual
+            ).reshape(b, k)
+            return log_r - self.log_normaliser() - log_s.sum(-1)
 
     def interval_scale(self, levels: Sequence[float]) -> Optional[Dict[float, float]]:
         """Quantiles of the density the RLE loss implies

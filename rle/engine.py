@@ -240,7 +240,7 @@ def load_config(
     launcher: str = "none",
     seed: Optional[int] = None,
     resume: Union[bool, str, None] = None,
-    amp: bool = False,
+    amp: Union[bool, str] = False,
 ):
     """Read a config file and apply the options every tool shares.
 
@@ -254,7 +254,9 @@ def load_config(
         seed: overrides ``randomness.seed``.
         resume: ``True`` (or ``"auto"``): resume from the work dir's latest checkpoint; a path:
             resume from that checkpoint.
-        amp: mixed precision (mmengine's ``AmpOptimWrapper``, CUDA only).
+        amp: mixed precision on any device (:class:`rle.amp.MixedPrecisionOptimWrapper`):
+            ``True`` = bfloat16 autocast on the CPU, float16 with loss scaling on CUDA; or the
+            dtype, ``"bfloat16"`` / ``"float16"``.
 
     Returns:
         the :class:`mmengine.config.Config`, its ``convention`` applied
@@ -267,6 +269,25 @@ def load_config(
     cfg = Config.fromfile(str(config))
     stem = osp.splitext(osp.basename(str(config)))[0]
     return _finish_config(cfg, stem, cfg_options, work_dir, launcher, seed, resume, amp)
+
+
+def _use_amp(cfg, amp) -> None:
+    """Wrap the config's optimizer in :class:`rle.amp.MixedPrecisionOptimWrapper` (mmengine's
+    ``AmpOptimWrapper`` asserts a GPU and always scales the loss)."""
+    from rle.amp import AMP_DTYPES
+
+    if amp is not True and amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be True, False or one of {AMP_DTYPES}, got {amp!r}")
+    wrapper = cfg.optim_wrapper
+    if wrapper.get("type", "OptimWrapper") not in ("OptimWrapper", "AmpOptimWrapper",
+                                                    "MixedPrecisionOptimWrapper"):  # fmt: skip
+        raise ValueError(f"amp: the config's optim_wrapper type {wrapper.type!r} is not an "
+                         "OptimWrapper; set its precision in the config instead")  # fmt: skip
+    wrapper.type = "MixedPrecisionOptimWrapper"
+    if amp is not True:
+        wrapper.dtype = amp
+    elif wrapper.get("dtype") not in AMP_DTYPES:
+        wrapper.dtype = None  # the device's default, chosen on the first step
 
 
 def _finish_config(cfg, stem, cfg_options, work_dir, launcher, seed=None, resume=None, amp=False):
@@ -283,13 +304,7 @@ def _finish_config(cfg, stem, cfg_options, work_dir, launcher, seed=None, resume
     elif cfg.get("work_dir") is None:
         cfg.work_dir = osp.join("work_dirs", stem)
     if amp:
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                "amp needs a CUDA device (AmpOptimWrapper is GPU-only in mmengine); train in "
-                "fp32 on the CPU"
-            )
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+        _use_amp(cfg, amp)
     if resume is True or resume == "auto":
         cfg.resume, cfg.load_from = True, None
     elif resume:

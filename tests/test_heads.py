@@ -49,7 +49,10 @@ def test_head_contract(name, num_dims):
     out = head(feats)
     assert isinstance(out, HeadOutput)
     assert out.coords.shape == (2, 3, num_dims)
-    if head.has_sigma:
+    # HeadOutput.sigma is RLE's (the losses read it); heatmap heads give theirs in predict only
+    rle = isinstance(head, heads.RLELossMixin)
+    assert (out.sigma is not None) == rle
+    if rle:
         assert out.sigma.shape == (2, 3, num_dims) and (out.sigma > 0).all()
     if out.heatmaps is not None:
         spatial = (8, 6) if num_dims == 2 else (4, 8, 6)
@@ -81,6 +84,8 @@ def test_head_contract(name, num_dims):
         assert pred.scores.shape == (2, 3)
         assert ((pred.scores >= 0) & (pred.scores <= 1)).all()
         assert (pred.sigma is not None) == head.has_sigma
+        if head.has_sigma:
+            assert pred.sigma.shape == (2, 3, num_dims) and (pred.sigma >= 0).all()
         assert torch.isfinite(pred.coords).all()
 
 
@@ -97,12 +102,13 @@ def test_head_overfits_one_batch(name, num_dims):
     feats = torch.randn(4, 16, 4, 3, generator=gen)
     target = torch.rand(4, 3, num_dims, generator=gen) * 0.6 - 0.3
     optim = torch.optim.Adam(head.parameters(), lr=0.01)
+    rle = isinstance(head, heads.RLELossMixin)  # sigma trained by the loss
 
     def step():
         out = head(feats)
         losses = head.loss(out, target)
         error = (out.coords - target).abs().mean().item()
-        log_sigma = out.sigma.log().mean().item() if head.has_sigma else None
+        log_sigma = out.sigma.log().mean().item() if rle else None
         return losses, error, log_sigma
 
     first, first_error, first_log_sigma = step()
@@ -117,13 +123,13 @@ def test_head_overfits_one_batch(name, num_dims):
     for key in [k for k in first if "loss" in k] + [k for k in ("rle_nf", "rle_q") if k in first]:
         a, b = first[key].item(), last[key].item()
         assert b < a - 0.3 * abs(a), f"{name} {num_dims}-D: {key} {a:.4f} -> {b:.4f}"
-        if not head.has_sigma:
+        if not rle:
             # distances and divergences: a flipped sign would "fall" below zero
             assert min(a, b) >= 0, f"{name} {num_dims}-D: {key} {a:.4f} -> {b:.4f} < 0"
     assert last_error < 0.7 * first_error, (
         f"{name} {num_dims}-D: mean |coords - target| {first_error:.4f} -> {last_error:.4f}"
     )
-    if head.has_sigma:
+    if rle:
         # the residuals shrink, so must the predicted scale
         assert last_log_sigma < first_log_sigma - 0.1, (
             f"{name} {num_dims}-D: mean log sigma {first_log_sigma:.3f} -> {last_log_sigma:.3f}"
@@ -339,7 +345,7 @@ def test_keypoint_scores_one(name):
     with torch.no_grad():
         a, b = peak.predict(feats), one.predict(feats)
     assert torch.equal(b.scores, torch.ones(2, 3)) and torch.equal(a.coords, b.coords)
-    if not peak.has_sigma:  # HeatmapRLEHead keeps its RLE confidence with "peak"
+    if not isinstance(peak, heads.RLELossMixin):  # HeatmapRLEHead keeps its RLE confidence
         assert torch.equal(a.scores, heatmap_confidence(peak(feats).heatmaps))
     assert not torch.equal(a.scores, b.scores)
 

@@ -1,6 +1,6 @@
 """Train a model from an mmengine config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp [{bfloat16,float16}]]
         [--cfg-options key=value ...] [--launcher {none,pytorch,slurm}] [--unsafe-load]
 
 Multi-process: ``torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch``
@@ -25,7 +25,15 @@ def parse_args(argv=None):
         default=None,
         help="resume from CKPT, or from the latest checkpoint in the work dir",
     )
-    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    parser.add_argument(
+        "--amp",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=(True, "bfloat16", "float16"),
+        help="mixed precision: bfloat16 autocast on the CPU, float16 with loss scaling on CUDA "
+        "(or the dtype given)",
+    )
     add_engine_arguments(parser)
     return parser.parse_args(argv)
 

@@ -10,9 +10,10 @@ Expectations are computed marginal-first (sum the probabilities to one 1-D margi
 dot with the 1-D grid): no full-size coordinate grid is ever built.
 
 Modules: :mod:`~heads.functional.integral` (softmax, DSNT expectation, soft-argmax, debiased
-soft-argmax, confidence), :mod:`~heads.functional.regularisers` (DSNT's regularisers and
-per-location losses), :mod:`~heads.functional.sampling` (sampling-argmax). Import from this
-package: the split is an implementation detail.
+soft-argmax, confidence, the map's variance and log-likelihood as a predictive density),
+:mod:`~heads.functional.regularisers` (DSNT's regularisers and per-location losses),
+:mod:`~heads.functional.sampling` (sampling-argmax). Import from this package: the split is an
+implementation detail.
 
 Shape letters: B batch, K keypoints, D coordinate dims, H/W map size (Dz depth bins), S samples.
 """
@@ -23,6 +24,8 @@ from heads.functional.integral import (
     dsnt,
     heatmap_confidence,
     heatmap_expectation,
+    heatmap_log_likelihood,
+    heatmap_variance,
     soft_argmax,
     spatial_softmax,
 )
@@ -35,7 +38,11 @@ from heads.functional.regularisers import (
 )
 from heads.functional.sampling import (
     BASES,
+    FIXED_WIDTHS,
     SAMPLING_VARIANTS,
+    basis_variance,
+    mixture_log_likelihood,
+    mixture_variance,
     sampling_argmax,
     sampling_argmax_tau,
 )
@@ -43,15 +50,21 @@ from heads.functional.sampling import (
 __all__ = [
     "BASES",
     "DEBIASED_VARIANTS",
+    "FIXED_WIDTHS",
     "SAMPLING_VARIANTS",
+    "basis_variance",
     "debiased_soft_argmax",
     "dsnt",
     "euclidean_losses",
     "gaussian_heatmaps",
     "heatmap_confidence",
     "heatmap_expectation",
+    "heatmap_log_likelihood",
+    "heatmap_variance",
     "js_reg",
     "kl_reg",
+    "mixture_log_likelihood",
+    "mixture_variance",
     "sampling_argmax",
     "sampling_argmax_tau",
     "soft_argmax",

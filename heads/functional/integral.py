@@ -1,5 +1,5 @@
-"""Integral decoders: softmax, expectation (DSNT), soft-argmax (IPR), its debiased form, and
-the heatmap confidence.
+"""Integral decoders: softmax, expectation (DSNT), soft-argmax (IPR), its debiased form, the
+heatmap confidence, and the map read as a predictive density (its spread and its likelihood).
 
 Expectations are computed marginal-first (sum the probabilities to one 1-D marginal per axis, then
 dot with the 1-D grid): no full-size coordinate grid is ever built.
@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from heads.functional._maps import (
     bin_grid,
+    check_coords,
     check_positive,
     exporting,
     finite_logits,
@@ -35,6 +36,8 @@ __all__ = [
     "dsnt",
     "heatmap_confidence",
     "heatmap_expectation",
+    "heatmap_log_likelihood",
+    "heatmap_variance",
     "soft_argmax",
     "spatial_softmax",
 ]
@@ -80,6 +83,92 @@ def heatmap_expectation(heatmaps: torch.Tensor) -> torch.Tensor:
     """
     d = spatial_dims(heatmaps, "heatmaps")
     return torch.stack([_expect(m) for m in limit_marginals(heatmaps, d)], dim=-1)
+
+
+def heatmap_variance(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Per-axis variance of normalised heatmaps: the second central moment of each marginal.
+
+    The spread of the map as a distribution of the location, on the bin-centre grid of
+    :func:`rle.coords.coordinate_grid` (bin ``j`` of ``n`` at ``(j + 0.5)/n - 0.5``, width
+    ``1/n``). A constant shift of the grid (``grid="mmpose"`` of the heads) leaves it unchanged.
+    A one-hot map gives exactly 0; a map uniform over ``n`` bins gives the discrete uniform
+    variance ``(n^2 - 1) / 12`` bins^2, i.e. ``(n^2 - 1) / (12 n^2)`` normalised^2. Computed
+    two-pass (``sum_j p_j (g_j - mean)^2``): never negative, no cancellation.
+
+    Args:
+        heatmaps: ``(B, K, W)``, ``(B, K, H, W)`` or ``(B, K, Dz, H, W)`` probability maps
+            (each summing to 1; not checked). A map with ``+inf`` entries is read as uniform
+            over them, as :func:`heatmap_expectation` does.
+
+    Returns:
+        ``(B, K, D)`` variance in normalised units squared, order ``(x, y[, z])``; its square
+        root is the per-axis standard deviation.
+    """
+    d = spatial_dims(heatmaps, "heatmaps")
+    out = []
+    for m in limit_marginals(heatmaps, d):
+        grid = bin_grid(m.shape[-1], m.dtype, m.device)
+        mean = torch.matmul(m, grid).unsqueeze(-1)
+        out.append((m * (grid - mean) ** 2).sum(-1))
+    return torch.stack(out, dim=-1)
+
+
+def heatmap_log_likelihood(
+    heatmaps: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    offset: Optional[torch.Tensor] = None,
+    min_prob: float = 1e-12,
+) -> torch.Tensor:
+    """Log density of ``target`` under a heatmap read as a piecewise-constant density.
+
+    The map puts probability ``p_j`` uniformly on bin ``j``, a box of widths ``1/n`` per axis
+    in normalised units (:mod:`rle.coords`), so the density at a point of bin ``j`` is
+    ``p_j * prod_d n_d`` per unit of normalised volume. The bins are half-open,
+    ``[j/n - 0.5, (j + 1)/n - 0.5)``, with the last one closed at ``+0.5``.
+
+    A target outside the map (or NaN) has density 0 and a bin of probability 0 would give
+    ``-inf``: the probability is floored at ``min_prob`` (so the density at
+    ``min_prob * prod_d n_d``), which keeps means over keypoints finite. The floor is the
+    lowest value this returns, ``log(min_prob) + sum_d log n_d`` (-27.6 + log of the bin
+    count at the default).
+
+    Args:
+        heatmaps: ``(B, K, W)``, ``(B, K, H, W)`` or ``(B, K, Dz, H, W)`` probability maps
+            (each summing to 1; not checked).
+        target: ``(B, K, D)`` normalised coordinates, order ``(x, y[, z])``.
+        offset: ``(D,)`` position of the map's grid relative to the bin-centre grid, in
+            normalised units (a head's ``grid_offset``: bin ``j`` then covers the box above
+            plus ``offset``), or ``None`` for 0.
+        min_prob: floor on the bin probability, ``0 < min_prob <= 1``.
+
+    Returns:
+        ``(B, K)`` log density, nats per unit of normalised volume, in ``heatmaps``' dtype.
+    """
+    d = spatial_dims(heatmaps, "heatmaps")
+    check_coords(target, heatmaps, d, "target")
+    if not (isinstance(min_prob, (int, float)) and 0 < min_prob <= 1):
+        raise ValueError(f"min_prob must be a number in (0, 1], got {min_prob!r}")
+    target = target.to(heatmaps.dtype)
+    if offset is not None:
+        if not isinstance(offset, torch.Tensor) or offset.shape not in ((d,), (1, 1, d)):
+            raise ValueError(f"offset must be a tensor of shape (D,) = ({d},) or None")
+        target = target - offset.to(target)
+    sizes = sizes_xyz(heatmaps, d)
+    flat_index = torch.zeros(target.shape[:-1], dtype=torch.long, device=target.device)
+    inside = torch.ones(target.shape[:-1], dtype=torch.bool, device=target.device)
+    stride = 1
+    for axis, n in enumerate(sizes):  # x is the fastest-varying index of the flattened map
+        pos = (target[..., axis] + 0.5) * n  # in bins from the map's low edge
+        ok = (pos >= 0) & (pos <= n)
+        inside &= ok
+        # clamp before the cast: the index of a NaN or far-away target is never used
+        index = torch.where(ok, pos, 0).floor().clamp(0, n - 1).long()
+        flat_index += index * stride
+        stride *= n
+    prob = heatmaps.flatten(-d).gather(-1, flat_index.unsqueeze(-1)).squeeze(-1)
+    prob = torch.where(inside, prob, 0).clamp_min(min_prob)
+    return prob.log() + sum(math.log(n) for n in sizes)
 
 
 def dsnt(heatmaps: torch.Tensor) -> torch.Tensor:

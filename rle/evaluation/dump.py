@@ -30,6 +30,8 @@ _FIELDS = (
     "pred_scores",
     "pred_sigma",
     "pred_depth",
+    "pred_log_likelihood",
+    "keypoint_weights",
 )
 
 

@@ -8,6 +8,10 @@ test (mirror the input, negate x, swap left/right, average coords, sigma and sco
 implemented here once for every head: in the normalised convention the mirror is exact
 negation (MMPose's ``shift_coords=True``); ``test_cfg`` can reproduce the references' other
 flip tests (MMPose's ``shift_coords=False``, the official code's unswapped sigma).
+
+Where the data samples carry ``keypoint_labels`` (validation pipelines run ``EncodeKeypoints``),
+``predict`` also scores them: ``pred_log_likelihood``, the log density of each label under the
+head's predictive density (:meth:`heads.BaseHead.log_likelihood`), a proper scoring rule.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import torch
 from mmengine.model import BaseModel
 
+from rle.amp import full_precision
 from rle.coords import flip_coords
 from rle.datasets.geometry import check_convention
 from rle.datasets.transforms import keypoints_to_image
@@ -121,11 +126,20 @@ class TopdownPoseEstimator(BaseModel):
 
     def loss(self, inputs: torch.Tensor, data_samples: Sequence[dict]) -> Dict[str, torch.Tensor]:
         target, weight = self.targets(data_samples, inputs.device)
-        return self.head.loss(self.extract_feat(inputs), target, weight)
+        output = self.head(self.extract_feat(inputs))  # the layers under the caller's autocast
+        with full_precision(output.coords):  # the losses (sampling, regularisers) in float32
+            return self.head.loss(output, target, weight)
 
     # -- inference -----------------------------------------------------------------------------
     def _predict_tensors(self, inputs: torch.Tensor, flip_indices):
-        pred = self.head.predict(self.extract_feat(inputs))
+        """``(coords, scores, sigma)`` of the batch, flip test included (the exported graph)."""
+        return self._predict_outputs(inputs, flip_indices)[0]
+
+    def _predict_outputs(self, inputs: torch.Tensor, flip_indices):
+        """``((coords, scores, sigma), output)``: :meth:`_predict_tensors` and the head's
+        :class:`heads.HeadOutput` of the un-flipped input, which the log-likelihood reads."""
+        output = self.head(self.extract_feat(inputs))
+        pred = self.head.predict(output)
         coords, scores, sigma = pred.coords, pred.scores, pred.sigma
         if self.test_cfg.get("flip_test"):
             if flip_indices is None:
@@ -143,7 +157,25 @@ class TopdownPoseEstimator(BaseModel):
             side = idx if self.test_cfg.get("flip_swap_sigma", True) else slice(None)
             if sigma is not None:
                 sigma = (sigma + flipped.sigma[:, side]) / 2
-        return coords, scores, sigma
+        return (coords, scores, sigma), output
+
+    def log_likelihood(self, output, data_samples: Sequence) -> Optional[torch.Tensor]:
+        """``head.log_likelihood`` ``(B, K)`` of the samples' ``keypoint_labels`` under the
+        head's ``output``, or ``None`` when a sample has no labels or the head no density.
+
+        Raises:
+            ValueError: the labels are not ``(K, D)`` of the head's K and D.
+        """
+        if not data_samples or any(s.get("keypoint_labels") is None for s in data_samples):
+            return None
+        target = torch.stack([torch.as_tensor(s.keypoint_labels) for s in data_samples])
+        if tuple(target.shape) != tuple(output.coords.shape):
+            raise ValueError(
+                f"keypoint_labels must be (K, D) = {tuple(output.coords.shape[1:])} per sample "
+                f"for this head, got {tuple(target.shape[1:])}"
+            )
+        target = target.to(device=output.coords.device, dtype=output.coords.dtype)
+        return self.head.log_likelihood(output, target)
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, data_samples: Sequence) -> list:
@@ -152,14 +184,25 @@ class TopdownPoseEstimator(BaseModel):
         Returns the data samples with the fields ``pred_coords`` (K, D) normalised,
         ``pred_keypoints`` (K, 2) image pixels, ``pred_scores`` (K,), ``pred_sigma`` (K, D)
         normalised or ``None``, and for 3-D heads ``pred_depth`` (K,) root-relative mm.
+
+        Samples with ``keypoint_labels`` (all of the batch) also get ``pred_log_likelihood``
+        (K,) float32 when the head has a density (:meth:`log_likelihood`): nats per unit of
+        normalised crop volume, for every joint (mask it with ``keypoint_weights``: an
+        unlabelled joint has the label 0). It scores the un-flipped pass, also under
+        ``flip_test``: the average of two densities is a mixture, not a density of the head's.
         """
         check_sample_conventions(data_samples, self.convention)
         flip_indices = data_samples[0].get("flip_indices") if data_samples else None
-        coords, scores, sigma = self._predict_tensors(inputs, flip_indices)
+        (coords, scores, sigma), output = self._predict_outputs(inputs, flip_indices)
         size = (inputs.shape[-1], inputs.shape[-2])
-        return decode_samples(
+        samples = decode_samples(
             coords, scores, sigma, data_samples, size, self.convention, self.test_cfg["depth_scale"]
         )
+        log_lik = self.log_likelihood(output, samples)
+        if log_lik is not None:
+            for sample, value in zip(samples, log_lik.float().cpu().numpy()):
+                sample.pred_log_likelihood = value
+        return samples
 
 
 def check_sample_conventions(data_samples: Sequence, convention: str) -> None:
