@@ -26,7 +26,7 @@ DEMO := $(addprefix configs/demo/,ipr_resnet10t_1xb16-15e_synthcoco-64x48.py \
 	rle_resnet10t_1xb16-15e_synthcoco-64x48.py)
 
 demo: $(STAMP)
-	$(PY) tools/compare.py $(DEMO) --work-root work_dirs/demo --jobs 2
+	$(PY) tools/compare.py $(DEMO) --work-root work_dirs/demo --jobs 2 --calibrate
 
 # the synthetic accuracy benchmark (1-1.5 h on 2 CPU cores; resumes where it stopped)
 synth-benchmark: $(STAMP)

@@ -27,7 +27,11 @@ axes, as :func:`rle.evaluation.functional.interval_coverage` (which this module 
 
 A :class:`Calibration` converts to plain builtins (:meth:`Calibration.to_dict`), so it can sit
 in a checkpoint's ``meta["rle_pose"]["calibration"]`` (read by the restricted unpickler) or in
-a JSON side file (:func:`save_calibration`, :func:`load_calibration`).
+a JSON side file (:func:`save_calibration`, :func:`load_calibration`) next to the checkpoint,
+``CKPT.calibration.json`` (:func:`calibration_path`); :func:`find_calibration` looks for both,
+the side file first (fitted after the checkpoint was written, it is the newer one).
+Fitting a model on its calibration split is :mod:`rle.calibration_run`
+(:func:`~rle.calibration_run.calibrate_checkpoint`, ``tools/calibrate.py``).
 
 Shape letters: N instances, K keypoints, D coordinate dims.
 """
@@ -50,9 +54,13 @@ __all__ = [
     "DEFAULT_LEVELS",
     "Calibration",
     "calibration_from_checkpoint",
+    "calibration_path",
+    "check_calibration_keypoints",
+    "find_calibration",
     "fit_interval_calibration",
     "interval_coverage_at",
     "load_calibration",
+    "resolve_calibration",
     "save_calibration",
 ]
 
@@ -487,3 +495,88 @@ def calibration_from_checkpoint(
     if data is None:
         return None
     return Calibration.from_dict(data, source=f"{source}: meta['rle_pose']['calibration']")
+
+
+def calibration_path(checkpoint) -> Path:
+    """The side file of a checkpoint: ``CKPT.calibration.json`` beside ``CKPT``."""
+    path = Path(checkpoint)
+    return path.with_name(path.name + ".calibration.json")
+
+
+def find_calibration(
+    checkpoint_path, checkpoint: Optional[Mapping] = None
+) -> Optional[Calibration]:
+    """The calibration of a checkpoint: its side file (:func:`calibration_path`) if there is
+    one, else ``meta["rle_pose"]["calibration"]`` of the loaded ``checkpoint`` dict, else None.
+
+    Raises:
+        ValueError: naming the file: a side file or stored calibration that is malformed.
+    """
+    side = calibration_path(checkpoint_path)
+    if side.is_file():
+        return load_calibration(side)
+    if checkpoint is None:
+        return None
+    return calibration_from_checkpoint(checkpoint, source=str(checkpoint_path))
+
+
+def check_calibration_keypoints(
+    calibration: Any, num_keypoints: int, source: str = "calibration"
+) -> Calibration:
+    """``calibration`` if it is a :class:`Calibration` fitted on ``num_keypoints`` keypoints.
+
+    Raises:
+        TypeError: not a :class:`Calibration`.
+        ValueError: naming ``source``: fitted on another number of keypoints.
+    """
+    if not isinstance(calibration, Calibration):
+        raise TypeError(
+            f"{source}: expected a rle.calibration.Calibration, got {type(calibration).__name__}"
+        )
+    if calibration.num_keypoints != num_keypoints:
+        raise ValueError(
+            f"{source}: fitted on {calibration.num_keypoints} keypoints, the model has "
+            f"{num_keypoints}"
+        )
+    return calibration
+
+
+def resolve_calibration(
+    calibration: Any, checkpoint_path=None, checkpoint: Optional[Mapping] = None,
+    num_keypoints: Optional[int] = None,
+) -> Optional[Calibration]:  # fmt: skip
+    """What ``calibration`` names, checked against ``num_keypoints`` (when given).
+
+    Args:
+        calibration: ``"auto"``: :func:`find_calibration` of ``checkpoint_path`` (None without
+            a checkpoint or a calibration); ``None``: none; a path: :func:`load_calibration`;
+            a :class:`Calibration`: itself.
+        checkpoint_path, checkpoint: the checkpoint file and its loaded dict (for ``"auto"``).
+
+    Raises:
+        TypeError: ``calibration`` of another type.
+        ValueError: a malformed calibration, or one of another number of keypoints (naming
+            where it came from).
+    """
+    if calibration is None:
+        return None
+    if isinstance(calibration, str) and calibration == "auto":
+        if checkpoint_path is None:
+            return None
+        source = f"{checkpoint_path} (its calibration)"
+        calibration = find_calibration(checkpoint_path, checkpoint)
+        if calibration is None:
+            return None
+    elif isinstance(calibration, (str, os.PathLike)):
+        source = os.fspath(calibration)
+        calibration = load_calibration(calibration)
+    elif isinstance(calibration, Calibration):
+        source = "calibration"
+    else:
+        raise TypeError(
+            "calibration must be 'auto', None, a calibration JSON file or a Calibration, got "
+            f"{type(calibration).__name__}"
+        )
+    if num_keypoints is None:
+        return calibration
+    return check_calibration_keypoints(calibration, num_keypoints, source)

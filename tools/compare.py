@@ -2,7 +2,7 @@
 
     python tools/compare.py CONFIG_OR_DIR [...] [--work-root work_dirs/compare] [--out DIR]
         [--cfg-options key=value ...] [--no-train] [--jobs 1] [--seeds S ...]
-        [--timing-repeats 5] [--unsafe-load]
+        [--timing-repeats 5] [--unsafe-load] [--calibrate [--calib-instances N]]
     python tools/compare.py BASE_CONFIG --heads HEADS.py [...]   # one base, several head blocks
     python tools/compare.py WORK_ROOT [...]                       # finished work dirs
 
@@ -51,7 +51,18 @@ def parse_args(argv=None):
         "--unsafe-load", action="store_true",
         help="load checkpoints with plain torch.load (runs code in the file): trusted files only",
     )  # fmt: skip
+    parser.add_argument(
+        "--calibrate", action="store_true",
+        help="fit each run's interval calibration on its config's calib_dataloader (not val) "
+        "and report coverage before and after (columns cover@NN cal)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calib-instances", type=int,
+        help="at most this many instances of each calibration split (default: all)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.calib_instances is not None and args.calib_instances < 1:
+        parser.error(f"--calib-instances must be >= 1, got {args.calib_instances}")
     if args.seeds and (len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0):
         parser.error(f"--seeds must be distinct and >= 0, got {args.seeds}")
     if args.timing_repeats < 1:
@@ -75,7 +86,8 @@ def main(argv=None):
             args.configs, work_root=args.work_root, out=args.out, heads=args.heads,
             seeds=args.seeds, jobs=args.jobs, cfg_options=args.cfg_options,
             train=not args.no_train, timing_repeats=args.timing_repeats, log=log,
-            unsafe_load=args.unsafe_load,
+            unsafe_load=args.unsafe_load, calibrate=args.calibrate,
+            calibration_instances=args.calib_instances,
         )  # fmt: skip
     except ValueError as err:  # what was named cannot be compared: say what
         raise SystemExit(f"compare: {err}") from None

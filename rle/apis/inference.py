@@ -7,6 +7,9 @@
 * :func:`inference_topdown`: one image (a file or an ``(H, W, 3)`` BGR uint8 array) and its
   boxes -> one :class:`PoseResult` per box, in image pixels, with the keypoint sigma and the
   per-keypoint interval of the head's learned density where the head has them.
+* calibration: a model with ``model.calibration`` (a :class:`rle.calibration.Calibration`,
+  attached by :func:`init_model` from ``CKPT.calibration.json`` or the checkpoint's metadata)
+  gets calibrated sigma and intervals, ``c_j * sigma`` per keypoint ``j``.
 
 **The pose-model protocol.** :func:`inference_topdown` uses nothing of the model but this, so
 any object providing it runs through it unchanged (the estimator of :func:`init_model`, or an
@@ -73,7 +76,8 @@ class PoseResult:
         keypoints: ``(K, 2)`` float32 image px, index units (pixel centre = integer), ``(x, y)``.
         keypoint_scores: ``(K,)`` float32 confidences in ``[0, 1]``.
         keypoint_sigma: ``(K, 2)`` float32 the head's sigma in image px (its crop-normalised
-            sigma times the crop box ``input_scale``), or ``None`` for heads without sigma.
+            sigma times the crop box ``input_scale``; times the calibration factor of the
+            keypoint when a calibration applies), or ``None`` for heads without sigma.
         interval_level: the level of ``interval_axes``, or ``None`` without them.
         interval_axes: ``(K, 2)`` float32 semi-axes in image px, ``k * keypoint_sigma`` with
             ``k`` the head's interval scale at ``interval_level``: ``keypoints[j, d] +-
@@ -255,6 +259,7 @@ def init_model(
     *,
     unsafe_load: bool = False,
     cfg_options: Optional[dict] = None,
+    calibration="auto",
 ) -> torch.nn.Module:
     """Build a top-down estimator for inference, in eval mode on ``device``.
 
@@ -269,17 +274,23 @@ def init_model(
         device: where the model runs (``"cpu"``, ``"cuda:0"`` ...).
         unsafe_load: load the checkpoint with plain ``torch.load`` (trusted files only).
         cfg_options: ``{"dotted.key": value}`` overrides, as ``--cfg-options``.
+        calibration: ``"auto"``: the checkpoint's (:func:`rle.calibration.find_calibration`:
+            ``CKPT.calibration.json`` beside it, else its ``meta["rle_pose"]["calibration"]``),
+            none without one; ``None``: none; a JSON file or a
+            :class:`rle.calibration.Calibration`: that one.
 
     Returns:
         the estimator with ``dataset_meta`` (the checkpoint's ``meta["dataset_meta"]`` (the
         training set's metainfo), else :func:`default_dataset_meta`), ``test_pipeline`` (the
         config's test pipeline without ``LoadImage`` / ``EncodeKeypoints``, or, from the
         checkpoint alone, ``GetBBoxCenterScale(padding=1.25)``, ``TopdownAffine(input_size)``,
-        ``PackPoseInputs``) and ``cfg`` (the config it was built from).
+        ``PackPoseInputs``), ``cfg`` (the config it was built from) and ``calibration`` (the
+        :class:`rle.calibration.Calibration` that :func:`inference_topdown` applies, or None).
 
     Raises:
         ValueError: neither a config nor a checkpoint, a checkpoint without metadata and no
-            config, a config without a usable test pipeline, a bad ``device``.
+            config, a config without a usable test pipeline, a bad ``device``, a malformed
+            calibration or one of another number of keypoints.
         TypeError: ``config`` of another type, a checkpoint that is not a dict.
         FileNotFoundError: a missing config or checkpoint file.
     """
@@ -320,6 +331,9 @@ def init_model(
     model.dataset_meta = _dataset_meta(ckpt, head.num_keypoints, head.num_dims, path)
     model.test_pipeline = pipeline
     model.cfg = cfg
+    from rle.calibration import resolve_calibration
+
+    model.calibration = resolve_calibration(calibration, path, ckpt, head.num_keypoints)
     return model.to(device).eval()
 
 
@@ -424,14 +438,17 @@ def _check_model(model) -> None:
             )
 
 
-def _results(samples, level: Optional[float], k: Optional[float]) -> List[PoseResult]:
+def _results(samples, level: Optional[float], k: Optional[float], calibration) -> List[PoseResult]:
     out = []
     for s in samples:
         sigma = s.get("pred_sigma")
         sigma_px = axes = None
         if sigma is not None:
             crop = np.asarray(s.get("input_scale"), dtype=np.float64)  # crop box (w, h) in px
-            sigma_px = (np.asarray(sigma, dtype=np.float64)[:, :2] * crop).astype(np.float32)
+            sigma = np.asarray(sigma, dtype=np.float64)
+            if calibration is not None:
+                sigma = calibration.apply(sigma)  # c_j * sigma: the calibrated density's scale
+            sigma_px = (sigma[:, :2] * crop).astype(np.float32)
             if k is not None:
                 axes = (k * sigma_px.astype(np.float64)).astype(np.float32)
         depth = s.get("pred_depth")
@@ -459,6 +476,7 @@ def inference_topdown(
     bbox_scores=None,
     batch_size: int = 32,
     interval_level: Optional[float] = 0.9,
+    calibration="model",
 ) -> List[PoseResult]:
     """Predict the keypoints of every person box of one image.
 
@@ -474,6 +492,10 @@ def inference_topdown(
         batch_size: crops per forward pass.
         interval_level: the level of :attr:`PoseResult.interval_axes` in ``(0, 1)``; ``None``:
             no intervals.
+        calibration: ``"model"``: ``model.calibration`` where the model has one
+            (:func:`init_model`); ``None``: the head's own sigma, uncalibrated; a
+            :class:`rle.calibration.Calibration`: that one. A calibration multiplies sigma,
+            and so the interval axes, of keypoint ``j`` by its factor ``c_j``.
 
     Returns:
         one :class:`PoseResult` per box, in the boxes' order. The model's ``test_cfg`` applies
@@ -483,7 +505,8 @@ def inference_topdown(
         FileNotFoundError: a missing image file.
         ValueError: an unreadable image, an array of another shape, boxes that are not
             ``(N, 4)``, not finite or of non-positive size, an unknown ``bbox_format``, bad
-            ``bbox_scores``, ``batch_size`` or ``interval_level``.
+            ``bbox_scores``, ``batch_size`` or ``interval_level``, a calibration of another
+            number of keypoints.
         TypeError: an image of another type or dtype, boxes that are not numbers, a model
             without the pose-model protocol.
     """
@@ -505,6 +528,14 @@ def inference_topdown(
         return []
     meta = model.dataset_meta
     num_keypoints = len(meta["flip_indices"])
+    if isinstance(calibration, str) and calibration == "model":
+        calibration = getattr(model, "calibration", None)
+    if calibration is not None:
+        from rle.calibration import check_calibration_keypoints
+
+        calibration = check_calibration_keypoints(
+            calibration, num_keypoints, "inference_topdown: calibration"
+        )
     pipeline = Compose(
         [
             TRANSFORMS.build(copy.deepcopy(t)) if isinstance(t, dict) else t
@@ -529,5 +560,5 @@ def inference_topdown(
         with torch.no_grad():
             data = model.data_preprocessor(pseudo_collate(packed), False)
             samples = model.predict(data["inputs"], data["data_samples"])
-        results.extend(_results(samples, interval_level, k))
+        results.extend(_results(samples, interval_level, k, calibration))
     return results

@@ -90,7 +90,7 @@ def _write_report(results: List[RunResult], out: Path) -> tuple:
     paths["pck_curves"] = report.plot_pck_curves(runs, out / "pck_curves.png")
     paths["reliability"] = report.plot_reliability(runs, sigmas, out / "reliability.png")
     paths["flow_density"] = report.plot_flow_density(
-        densities, DENSITY_GRID, out / "flow_density.png"
+        runs, densities, DENSITY_GRID, out / "flow_density.png"
     )
     paths["error_histograms"] = report.plot_error_histograms(runs, out / "error_histograms.png")
     # ellipses: the 68 % interval where the head's density gives it, else 1 sigma
@@ -114,6 +114,8 @@ def compare(
     timing_repeats: int = 5,
     log: Callable[[str], None] = print,
     unsafe_load: bool = False,
+    calibrate: bool = False,
+    calibration_instances: Optional[int] = None,
 ) -> Report:
     """Compare heads (or any runs) on their validation splits, training what is missing.
 
@@ -140,6 +142,14 @@ def compare(
         unsafe_load: load checkpoints (resume, finished runs) with plain ``torch.load``, which
             runs code in the file: only for trusted work dirs (``--unsafe-load``); default the
             restricted loader of :mod:`rle.serialization`.
+        calibrate: also fit every run with sigma and a density of its own on its config's
+            calibration split (``calib_dataloader``: never the val split; one inference pass,
+            :mod:`rle.calibration_run`), save it beside the run's checkpoint
+            (``CKPT.calibration.json``) and report the val coverage of the calibrated sigma
+            (``coverage@NN_cal`` next to ``coverage@NN``). A run that cannot be calibrated
+            keeps its row, ``calibration`` saying why.
+        calibration_instances: use at most this many instances of each calibration split
+            (default: the whole split, a few hundred instances in the synthetic configs).
 
     Returns:
         the :class:`Report` (``str(report)`` is what ``tools/compare.py`` prints).
@@ -155,6 +165,16 @@ def compare(
         raise ValueError(f"timing_repeats must be an int >= 1, got {timing_repeats!r}")
     if not isinstance(unsafe_load, bool):
         raise TypeError(f"unsafe_load must be a bool, got {unsafe_load!r}")
+    if not isinstance(calibrate, bool):
+        raise TypeError(f"calibrate must be a bool, got {calibrate!r}")
+    if calibration_instances is not None and (
+        isinstance(calibration_instances, bool)
+        or not isinstance(calibration_instances, int)
+        or calibration_instances < 1
+    ):
+        raise ValueError(
+            f"calibration_instances must be an int >= 1 or None, got {calibration_instances!r}"
+        )
     started = time.perf_counter()
     specs = expand_runs(configs, work_root, heads, seeds)
     out = Path(out) if out is not None else Path(work_root) / "report"
@@ -170,11 +190,14 @@ def compare(
         if error is not None:
             result = crashed(spec, error)
         else:
-            result = evaluate_run(spec, cfg_options, train, timing_repeats, unsafe_load)
+            result = evaluate_run(spec, cfg_options, train, timing_repeats, unsafe_load,
+                                  calibrate, calibration_instances)  # fmt: skip
             if minutes is not None and result.row["status"] == "cached":
                 result.row["status"], result.row["train_minutes"] = "trained", minutes
         results.append(result)
         log(f"[{i}/{len(specs)}] {spec.name}: {result.row['status']}")
+        if str(result.row.get("calibration", "")).startswith("failed"):
+            log(f"[{i}/{len(specs)}] {spec.name}: calibration {result.row['calibration']}")
     plot_start = time.perf_counter()
     paths, summary = _write_report(results, out)
     rows = [r.row for r in results]

@@ -5,6 +5,12 @@ Every run is evaluated on its config's validation split with the config's evalua
 :class:`~rle.evaluation.DumpPredictions` that keeps the per-instance predictions for the plots.
 Heads that predict sigma report interval coverage with the interval scale of their own
 predictive density (``head.interval_scale``: for RLE heads the density their loss implies).
+Heads with a density report the mean NLL of the GT keypoints in image px
+(:func:`~rle.evaluation.report.records_keypoint_nll`, column ``nll``). With ``calibrate`` a run
+with sigma and a density is calibrated on its config's calibration split
+(:mod:`rle.calibration_run`, one inference pass) and its val coverage reported again with the
+calibrated sigma (``coverage@NN_cal``); the fit is saved beside its checkpoint
+(``CKPT.calibration.json``, what :func:`rle.apis.init_model` reads).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, List, NamedTuple, Optional
 
 import numpy as np
 
+from rle.calibration import DEFAULT_LEVELS
 from rle.compare.runs import RunSpec
 from rle.compare.training import load_run_config
 
@@ -22,6 +29,8 @@ __all__ = ["COVERAGE_LEVELS", "DENSITY_GRID", "RunResult", "evaluate_run"]
 
 #: nominal levels of the coverage columns
 COVERAGE_LEVELS = (0.5, 0.68, 0.95)
+#: the levels the comparison's calibration fits (the library's default)
+CALIBRATION_LEVELS = DEFAULT_LEVELS
 #: where the learned residual densities are plotted (units of sigma)
 DENSITY_GRID = np.linspace(-4, 4, 161)
 
@@ -58,12 +67,39 @@ def _with_comparison_evaluators(cfg, dump_file: str) -> None:
     cfg.test_evaluator = evaluators + [dict(type="DumpPredictions", out_file=dump_file)]
 
 
+def _calibrate(row: dict, model, cfg, spec: RunSpec, records, scale, max_instances) -> None:
+    """Fit on the calibration split, then the val coverage of the calibrated sigma into
+    ``row``; a run that cannot be calibrated says why in ``row["calibration"]``."""
+    from rle.calibration import calibration_path, save_calibration
+    from rle.calibration_run import calibration_records, fit_records
+    from rle.evaluation.report import records_interval_coverage
+
+    try:
+        calib = calibration_records(model, cfg, max_instances)
+        cal = fit_records(calib, scale, CALIBRATION_LEVELS)
+    except Exception as err:  # noqa: BLE001 - no calibration split ...: the val metrics stand
+        row["calibration"] = f"failed: {type(err).__name__}: {err}"[:300]
+        return
+    val_scale = {lv: scale[lv] for lv in COVERAGE_LEVELS}
+    covered = records_interval_coverage(records, val_scale, calibration=cal)
+    row.update({f"{k}_cal": v for k, v in covered.items() if k.startswith("coverage@")})
+    row["calibration"] = "per keypoint" if cal.per_keypoint else "global"
+    row["calibration_instances"] = len(calib)
+    row["calibration_scale"] = cal.global_scale
+    try:
+        row["calibration_file"] = str(save_calibration(cal, calibration_path(spec.checkpoint)))
+    except (FileNotFoundError, ValueError):  # finished without a checkpoint: nothing to sit by
+        pass
+
+
 def evaluate_run(
     spec: RunSpec,
     cfg_options: Optional[dict] = None,
     train: bool = True,
     timing_repeats: int = 5,
     unsafe_load: bool = False,
+    calibrate: bool = False,
+    calibration_instances: Optional[int] = None,
 ) -> RunResult:
     """Train ``spec`` in this process if it is not finished (and ``train``), then evaluate it.
 
@@ -76,6 +112,9 @@ def evaluate_run(
         train: ``False``: an unfinished run is reported as not trained instead.
         timing_repeats: timed calls per cost measurement.
         unsafe_load: load its checkpoints with plain ``torch.load`` (trusted files only).
+        calibrate: fit the interval calibration on the config's ``calib_dataloader`` and add
+            the calibrated coverage (module docstring).
+        calibration_instances: use at most this many instances of the calibration split.
 
     Returns:
         the :class:`RunResult`.
@@ -85,7 +124,7 @@ def evaluate_run(
     from rle.engine import mark_finished, setup_engine
     from rle.evaluation.costs import estimator_costs
     from rle.evaluation.dump import load_predictions
-    from rle.evaluation.report import records_interval_coverage
+    from rle.evaluation.report import records_interval_coverage, records_keypoint_nll
 
     setup_engine(unsafe_load)
     work_dir = spec.work_dir
@@ -119,11 +158,20 @@ def evaluate_run(
         if records:
             row["score_mean"] = float(np.mean([np.mean(r["pred_scores"]) for r in records]))
         head = runner.model.head
-        scale = head.interval_scale(COVERAGE_LEVELS)
+        if records:
+            nll = records_keypoint_nll(records, runner.model.test_cfg.get("depth_scale"))
+            if nll is not None:
+                row["nll"] = nll
+        # one call for every level: a flow's interval scale integrates its density
+        levels = sorted(set(COVERAGE_LEVELS) | (set(CALIBRATION_LEVELS) if calibrate else set()))
+        scales = head.interval_scale(tuple(levels))
+        scale = None if scales is None else {lv: scales[lv] for lv in COVERAGE_LEVELS}
         if scale is not None and records and records[0].get("pred_sigma") is not None:
             row.update(records_interval_coverage(records, scale))
             row["coverage_quantiles"] = "learned density"
             row["sigma_q68"] = scale[0.68]
+            if calibrate:
+                _calibrate(row, runner.model, cfg, spec, records, scales, calibration_instances)
         result = RunResult(row, records, head.residual_density(DENSITY_GRID),
                            runner.test_dataloader.dataset.metainfo)  # fmt: skip
         row["eval_seconds"] = time.perf_counter() - start

@@ -8,6 +8,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset, Compose
 
 from rle.datasets.geometry import check_convention
+from rle.datasets.holdout import check_holdout, split_holdout
 from rle.datasets.sampler import SampleKey, sample_rng
 from rle.registry import TRANSFORMS
 
@@ -34,6 +35,12 @@ class KeypointBaseDataset(BaseDataset):
     the estimator's decoding read (a config sets it once for every dataset and the model, see
     :func:`rle.engine.load_config`).
 
+    ``holdout`` (default ``None``: every sample) keeps one side of a deterministic held-out
+    part, ``dict(fraction=0.1, seed=0, part="train" | "holdout", key="img_id")``
+    (:mod:`rle.datasets.holdout`): a training loader with ``part="train"`` and a calibration
+    loader with ``part="holdout"`` read disjoint samples of the same annotations. It is applied
+    after loading and before ``indices`` (so ``indices=N`` takes the first N held-out samples).
+
     ``kwargs`` go to ``BaseDataset`` (``test_mode``, ``lazy_init``, ``indices``,
     ``serialize_data``, ``max_refetch``).
     """
@@ -46,9 +53,12 @@ class KeypointBaseDataset(BaseDataset):
         pipeline: Sequence = (),
         metainfo: Optional[dict] = None,
         convention: str = "rle",
+        holdout: Optional[dict] = None,
         **kwargs,
     ) -> None:
         self.convention = check_convention(convention)
+        # checked now, applied by filter_data (full_init, maybe lazily)
+        self.holdout = None if holdout is None else check_holdout(holdout, "dataset holdout")
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
         super().__init__(
             ann_file=ann_file,
@@ -59,6 +69,13 @@ class KeypointBaseDataset(BaseDataset):
             **kwargs,
         )
         self.pipeline = Compose(built)
+
+    def filter_data(self) -> list:
+        """The loaded samples on the ``holdout`` side (all of them without ``holdout``)."""
+        data = super().filter_data()
+        if self.holdout is None:
+            return data
+        return split_holdout(data, self.holdout, f"{self.ann_file or type(self).__name__}: holdout")
 
     def prepare_data(self, idx) -> dict:
         """The pipeline's output for ``idx``, an int or a :class:`SampleKey`."""

@@ -32,6 +32,8 @@ __all__ = [
     "plot_pck_curves",
     "plot_reliability",
     "records_interval_coverage",
+    "records_keypoint_nll",
+    "records_residuals",
     "seed_group",
     "summarize_seeds",
     "summary_markdown",
@@ -54,8 +56,16 @@ COLUMNS = (
     ("EPE", "EPE px", "{:.2f}"),
     ("conf_oks_pearson", "conf-OKS r", "{:.3f}"),
     ("conf_oks_spearman", "conf-OKS rho", "{:.3f}"),
+    ("conf_oks_ece", "conf-OKS ECE", "{:.3f}"),
+    ("coverage@50", "cover@50", "{:.2f}"),
     ("coverage@68", "cover@68", "{:.2f}"),
     ("coverage@95", "cover@95", "{:.2f}"),
+    # after post-hoc calibration on the calibration split (compare(calibrate=True))
+    ("coverage@50_cal", "cover@50 cal", "{:.2f}"),
+    ("coverage@68_cal", "cover@68 cal", "{:.2f}"),
+    ("coverage@95_cal", "cover@95 cal", "{:.2f}"),
+    # mean negative log-likelihood of the labelled GT keypoints, image px (records_keypoint_nll)
+    ("nll", "NLL px", "{:.2f}"),
     ("params_m", "params M", "{:.2f}"),
     ("gflops", "GFLOPs", "{:.2f}"),
     ("train_iters_per_s", "train it/s", "{:.2f}"),
@@ -212,13 +222,70 @@ def pck_curve(records: List[dict], thresholds: np.ndarray) -> np.ndarray:
     return np.array([keypoint_pck(pred, gt, mask, t, norm)[1] for t in thresholds])
 
 
-def records_interval_coverage(records: List[dict], scale: Dict[float, float]) -> dict:
+def _record_array(r: dict, i: int, key: str, shape: tuple, what: str) -> np.ndarray:
+    """``r[key]`` as float64 of ``shape`` (``None`` entries any size), or a ValueError naming
+    record ``i``, the field and the shape expected."""
+    value = r.get(key)
+    arr = None if value is None else np.asarray(value, dtype=np.float64)
+    if (
+        arr is None
+        or arr.ndim != len(shape)
+        or any(want is not None and got != want for got, want in zip(arr.shape, shape))
+    ):
+        got = None if arr is None else arr.shape
+        want = tuple("*" if w is None else w for w in shape)
+        raise ValueError(f"record {i}: {key!r} must be {what} of shape {want}, got {got}")
+    return arr
+
+
+def records_residuals(records: List[dict]):
+    """Normalised residuals ``u = (pred - gt) / sigma`` of dumped predictions, per image-plane
+    coordinate, in units of sigma.
+
+    ``pred - gt`` is taken in image px and divided by the crop box ``input_scale`` (px per
+    normalised unit), the units of ``pred_sigma``: for an unrotated test crop this is
+    ``(pred_coords - target) / sigma``. 3-D records give their x and y (depth is not in the
+    image; its sigma is left out).
+
+    Args:
+        records: :class:`~rle.evaluation.dump.DumpPredictions` records with ``pred_keypoints``
+            ``(K, 2)``, ``keypoints`` ``(K, >=2)``, ``keypoints_visible`` ``(K,)``,
+            ``pred_sigma`` ``(K, D)`` and ``input_scale`` ``(2,)``.
+
+    Returns:
+        ``(u, mask)``: ``(N, K, 2)`` float64 and the ``(N, K)`` labelled keypoints
+        (``keypoints_visible > 0``).
+
+    Raises:
+        ValueError: no records, or a record without one of the fields or of another shape
+            (naming the record and the field).
+    """
+    if not records:
+        raise ValueError("records: no prediction records")
+    k = len(np.asarray(records[0].get("keypoints_visible", ())))
+    us, masks = [], []
+    for i, r in enumerate(records):
+        pred = _record_array(r, i, "pred_keypoints", (k, 2), "image px")
+        gt = _record_array(r, i, "keypoints", (k, None), "image px")[:, :2]
+        sigma = _record_array(r, i, "pred_sigma", (k, None), "normalised sigma")[:, :2]
+        crop = _record_array(r, i, "input_scale", (2,), "the crop box (w, h) px")
+        vis = _record_array(r, i, "keypoints_visible", (k,), "visibility")
+        us.append((pred - gt) / crop / np.maximum(sigma, 1e-12))
+        masks.append(vis > 0)
+    return np.stack(us), np.stack(masks)
+
+
+def records_interval_coverage(
+    records: List[dict], scale: Dict[float, float], calibration=None
+) -> dict:
     """Coverage of the intervals ``mu +- scale[level] * sigma`` over dumped 2-D predictions.
 
     Args:
         records: prediction records with ``pred_sigma`` (normalised crop units) and
             ``input_scale`` (crop size in image px).
         scale: ``{level: k}``, e.g. a head's ``interval_scale(levels)``.
+        calibration: a :class:`rle.calibration.Calibration`: the intervals of its calibrated
+            sigma ``c * sigma`` instead.
 
     Returns:
         ``coverage@NN`` per level, and the medians of sigma and of the absolute residual over
@@ -228,13 +295,76 @@ def records_interval_coverage(records: List[dict], scale: Dict[float, float]) ->
     crop = np.stack([np.asarray(r["input_scale"], float) for r in records])[:, None, :]
     pred = np.stack([np.asarray(r["pred_keypoints"], float) for r in records]) / crop
     gt = np.stack([np.asarray(r["keypoints"], float)[:, :2] for r in records]) / crop
-    sigma = np.stack([np.asarray(r["pred_sigma"], float)[:, :2] for r in records])
+    sigma = np.stack([np.asarray(r["pred_sigma"], float) for r in records])
+    if calibration is not None:
+        sigma = calibration.apply(sigma)
+    sigma = sigma[..., :2]
     mask = np.stack([np.asarray(r["keypoints_visible"]) > 0 for r in records])
     cover = interval_coverage(pred, gt, sigma, mask, levels=list(scale), quantiles=scale)
     out = {f"coverage@{int(round(lv * 100))}": v for lv, v in cover.items()}
     out["sigma_median"] = float(np.median(sigma[mask]))
     out["abs_residual_median"] = float(np.median(np.abs(pred - gt)[mask]))
     return out
+
+
+def records_keypoint_nll(records: List[dict], depth_scale: Optional[float] = None):
+    """Mean negative log-likelihood of the ground truth per labelled keypoint, in image px.
+
+    Each record's ``pred_log_likelihood`` ``(K,)`` is the log density of the GT keypoint under
+    the head's predictive density in normalised crop units (per unit of normalised area: one
+    normalised unit along x is ``input_scale[0]`` image px, along y ``input_scale[1]``).
+    Per unit of image area it is ``ll - log(input_scale_x) - log(input_scale_y)``, so::
+
+        nll_px = -ll + log(input_scale_x) + log(input_scale_y)
+
+    averaged over every labelled keypoint (``keypoints_visible > 0``) of every record. A
+    proper scoring rule: lower is better, and it rewards sharp intervals only where they are
+    right. 3-D densities (``pred_coords`` ``(K, 3)``) also have a normalised depth unit of
+    ``depth_scale`` mm (the model's ``test_cfg["depth_scale"]``): their NLL is per px² mm,
+    ``+ log(depth_scale)``.
+
+    Args:
+        records: :class:`~rle.evaluation.dump.DumpPredictions` records.
+        depth_scale: mm per normalised depth unit; required for 3-D records.
+
+    Returns:
+        the mean in nats, ``None`` when no record has ``pred_log_likelihood`` (heads without a
+        density), NaN without labelled keypoints; ``inf`` if a labelled GT has density 0.
+
+    Raises:
+        ValueError: some records have ``pred_log_likelihood`` and others not, a field of
+            another shape, a NaN log-likelihood at a labelled keypoint, or 3-D records
+            without a positive ``depth_scale`` (each naming the record).
+    """
+    have = [r.get("pred_log_likelihood") is not None for r in records]
+    if not any(have):
+        return None
+    if not all(have):
+        i = have.index(False)
+        raise ValueError(
+            f"record {i}: no 'pred_log_likelihood' while other records have one (one head's "
+            "records must all carry it)"
+        )
+    total, count = 0.0, 0
+    for i, r in enumerate(records):
+        vis = _record_array(r, i, "keypoints_visible", (None,), "visibility")
+        ll = _record_array(r, i, "pred_log_likelihood", vis.shape, "the log density per keypoint")
+        crop = _record_array(r, i, "input_scale", (2,), "the crop box (w, h) px")
+        mask = vis > 0
+        if np.isnan(ll[mask]).any():
+            raise ValueError(f"record {i}: 'pred_log_likelihood' is NaN at a labelled keypoint")
+        nll = -ll[mask] + math.log(crop[0]) + math.log(crop[1])
+        coords = r.get("pred_coords")
+        if coords is not None and np.asarray(coords).shape[-1] == 3:
+            if not (isinstance(depth_scale, (int, float)) and depth_scale > 0):
+                raise ValueError(
+                    f"record {i}: a 3-D density needs depth_scale > 0 (mm per normalised "
+                    f"depth unit), got {depth_scale!r}"
+                )
+            nll = nll + math.log(depth_scale)
+        total += float(nll.sum())
+        count += int(mask.sum())
+    return total / count if count else float("nan")
 
 
 def instance_confidence_and_oks(records: List[dict], sigmas: np.ndarray):
@@ -335,18 +465,66 @@ def plot_error_histograms(runs: Dict[str, List[dict]], path: Path) -> Path:
     return _finish(plt, fig, ax, path)
 
 
-def plot_flow_density(densities: Dict[str, np.ndarray], grid: np.ndarray, path: Path) -> Path:
-    """Learned residual densities (marginal along x) against unit-variance Gaussian and
-    Laplace densities."""
-    plt, (fig, ax) = _figure(figsize=(5, 4))
-    ax.plot(grid, np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi), "k--", lw=1, label="Gaussian")
+def _unit_references(ax, grid: np.ndarray) -> None:
+    gauss = np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi)
+    ax.plot(grid, gauss, "k--", lw=1, label="Gaussian (var 1)")
     b = 1 / math.sqrt(2)
-    ax.plot(grid, np.exp(-np.abs(grid) / b) / (2 * b), "k:", lw=1, label="Laplace")
-    for name, density in densities.items():
-        ax.plot(grid, density, label=f"flow: {name}")
-    ax.set_xlabel("normalised residual u_x")
-    ax.set_ylabel("density")
-    return _finish(plt, fig, ax, path)
+    ax.plot(grid, np.exp(-np.abs(grid) / b) / (2 * b), "k:", lw=1, label="Laplace (var 1)")
+
+
+def plot_flow_density(
+    runs: Dict[str, List[dict]],
+    densities: Dict[str, np.ndarray],
+    grid: np.ndarray,
+    path: Path,
+) -> Path:
+    """Does each head's density fit its residuals? One panel per run with sigma.
+
+    Each panel: the histogram of the val residuals ``u = (pred - gt) / sigma``
+    (:func:`records_residuals`: x and y pooled, labelled keypoints, units of sigma; the
+    share outside the grid is named in the title), the Gaussian and the Laplace density of
+    unit *variance* (fixed references: a sigma that is the residual's standard deviation, as
+    a heatmap's second moment is meant to be, puts a well-fitted histogram on them), and for
+    heads with a learned density (RLE: its flow's marginal, :data:`densities`) that density,
+    which the histogram should follow whatever its shape. Runs without sigma get no panel; a
+    figure with none says so.
+
+    Args:
+        runs: run name -> prediction records.
+        densities: run name -> the learned density on ``grid`` (RLE heads only).
+        grid: ``(G,)`` evenly spaced, units of sigma.
+        path: the PNG (``flow_density.png`` in the report).
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    names = [n for n, recs in runs.items() if recs and recs[0].get("pred_sigma") is not None]
+    cols = min(max(len(names), 1), 3)
+    rows = max(1, -(-len(names) // cols))
+    plt, (fig, axes) = _figure(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    if not names:
+        _unit_references(flat[0], grid)
+        flat[0].set_title("no run predicts sigma", fontsize=8)
+    step = grid[1] - grid[0] if grid.size > 1 else 1.0
+    edges = np.concatenate([grid - step / 2, grid[-1:] + step / 2])
+    for ax, name in zip(flat, names):
+        u, mask = records_residuals(runs[name])
+        u = u[mask].ravel()
+        inside = u[(u >= edges[0]) & (u <= edges[-1])]
+        if u.size:
+            # normalised by every residual, so the share outside the grid stays missing mass
+            ax.hist(inside, bins=edges, weights=np.full(inside.size, 1 / (u.size * step)),
+                    color="0.75", label=f"val residuals (n={u.size})")  # fmt: skip
+        _unit_references(ax, grid)
+        if densities.get(name) is not None:
+            ax.plot(grid, densities[name], "C3", lw=1.5, label="learned density")
+        outside = 1 - inside.size / u.size if u.size else float("nan")
+        ax.set_title(f"{name}\n{outside:.1%} outside |u| <= {edges[-1]:.1f}", fontsize=8)
+        ax.set_xlabel("normalised residual (pred - gt) / sigma")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=6)
+    for ax in flat[max(len(names), 1) :]:
+        ax.axis("off")
+    return _finish(plt, fig, flat[0], path, legend=not names)
 
 
 def plot_examples(

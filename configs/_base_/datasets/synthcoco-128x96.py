@@ -35,6 +35,25 @@ val_dataloader = dict(
     dataset=dict(train_dataloader["dataset"], split="val", test_mode=True, pipeline=val_pipeline),
 )
 test_dataloader = val_dataloader
+# The calibration split (rle.calibration_run, tools/calibrate.py, compare --calibrate; not an
+# mmengine key): a separate generation of the same kind of data with its own seed (100; train
+# and val are the stream of seed 0), so neither the training nor the val set changes. Its
+# "train" split of 150 images (~300 people) is generated in seconds; num_val_images=1 is the
+# generator's minimum. Predicted once, in order, in the main process.
+calib_dataloader = dict(
+    batch_size=64,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        type="SynthCocoDataset",
+        data_root=data_root + "_calib",
+        split="train",
+        synth_cfg=dict(synth_cfg, num_train_images=150, num_val_images=1, seed=100),
+        test_mode=True,
+        filter_empty=True,
+        pipeline=val_pipeline,
+    ),
+)
 # scored as the measured numbers of the README were (raw-box OKS-NMS, keypoint-extent areas),
 # not with the published COCO protocol of coco-256x192.py
 val_evaluator = dict(

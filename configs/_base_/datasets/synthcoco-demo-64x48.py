@@ -36,6 +36,15 @@ in_process = dict(num_workers=0, persistent_workers=False)
 train_dataloader = dict(batch_size=16, **in_process, dataset=dict(dataset, pipeline=train_pipeline))
 val_dataloader = dict(**in_process, dataset=dict(dataset, pipeline=val_pipeline))
 test_dataloader = val_dataloader
+# the calibration split (synthcoco-128x96.py): the demo's kind of people, seed 100, 300 images
+# of one person each
+calib_dataloader = dict(
+    dataset=dict(
+        data_root=data_root + "_calib",
+        synth_cfg=dict(synth_cfg, num_train_images=300, num_val_images=1, seed=100),
+        pipeline=val_pipeline,
+    )
+)
 val_evaluator = dict(ann_file=data_root + "/annotations/person_keypoints_val.json")
 test_evaluator = val_evaluator
 del changes, dataset, in_process  # helpers, not config keys

@@ -22,6 +22,22 @@ dataset = dict(type="SynthH36MDataset", data_root=data_root, layout="npz", synth
 train_dataloader = dict(dataset=dict(dataset, pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(dataset, split="test", pipeline=val_pipeline))
 test_dataloader = val_dataloader
+# the calibration split (synthcoco-128x96.py): a separate generation, seed 100 (other bodies and
+# poses than train's and test's seed 0), subjects S1 and S5 with 40 frames each: 320 images in
+# a few seconds, read as its "train" split
+calib_dataloader = dict(
+    dataset=dict(
+        dataset,
+        _delete_=True,
+        data_root=data_root + "_calib",
+        split="train",
+        synth_cfg=dict(
+            frames_per_subject=40, image_size=(256, 256), seed=100, subjects=["S1", "S5"]
+        ),
+        test_mode=True,
+        pipeline=val_pipeline,
+    )
+)
 val_evaluator = dict(_delete_=True, type="H36MMetric")
 test_evaluator = val_evaluator
 del changes, dataset  # helpers, not config keys

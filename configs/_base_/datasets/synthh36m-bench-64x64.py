@@ -23,4 +23,12 @@ in_process = dict(num_workers=0, persistent_workers=False)
 train_dataloader = dict(batch_size=16, **in_process, dataset=dict(dataset, pipeline=train_pipeline))
 val_dataloader = dict(**in_process, dataset=dict(dataset, pipeline=val_pipeline))
 test_dataloader = val_dataloader
+# the calibration split (synthh36m-128x128.py) at 128x128, seed 101 (train and test: 1)
+calib_dataloader = dict(
+    dataset=dict(
+        data_root=data_root + "_calib",
+        synth_cfg=dict(image_size=(128, 128), seed=101),  # merged
+        pipeline=val_pipeline,
+    )
+)
 del dataset, in_process  # helpers, not config keys
