@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_heads.py
 	$(PY) benchmarks/bench_compare.py
 	$(PY) benchmarks/bench_optimizer.py
+	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_training.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -12,7 +12,7 @@ on the two cores, one thread each) and ResNet-50 at 256x192 (batch 8 by default:
 64 takes tens of seconds per step on two cores; iterations/s scale with the batch there).
 
     python benchmarks/bench_training.py [--repeats 15] [--large-repeats 3] [--threads 1]
-        [--large-threads 2] [--large-batch 8]
+        [--large-threads 2] [--large-batch 8] [--skip-demo | --skip-large]
 """
 
 from __future__ import annotations
@@ -116,9 +116,12 @@ def main() -> None:
     parser.add_argument("--large-threads", type=int, default=2)
     parser.add_argument("--large-batch", type=int, default=8)
     parser.add_argument("--skip-large", action="store_true", help="the demo setting only")
+    parser.add_argument("--skip-demo", action="store_true", help="ResNet-50 only")
     args = parser.parse_args()
-    rows = bench("ResNet-10t 64x48, batch 16", "resnet10t", (48, 64), 16, DEMO_HEADS,
-                 args.repeats, args.threads)  # fmt: skip
+    rows = []
+    if not args.skip_demo:
+        rows += bench("ResNet-10t 64x48, batch 16", "resnet10t", (48, 64), 16, DEMO_HEADS,
+                      args.repeats, args.threads)  # fmt: skip
     if not args.skip_large:
         rows += bench(f"ResNet-50 256x192, batch {args.large_batch}", "resnet50", (192, 256),
                       args.large_batch, LARGE_HEADS, args.large_repeats,
