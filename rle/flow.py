@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 INITS = ("near_identity", "torch_default")
+#: ``RealNVP(scale=...)``: the references' free scale, or standardised to unit variance
+SCALES = ("free", "unit")
 #: the reference implementations whose state-dict keys :func:`to_reference_state_dict` writes
 VARIANTS = ("official", "mmpose")
 
@@ -147,6 +149,15 @@ class RealNVP(Flow):
             ``RealNVP.init_weights``, biases zero, so the flow starts as the identity and the
             loss starts as the pure Q likelihood) or ``"torch_default"`` (PyTorch's Linear init,
             which is what the official code trains with: it never calls its init).
+        scale: ``"free"`` (default, the references' flow) or ``"unit"``: the density is
+            standardised to unit variance per coordinate, ``phi(x) = prod_d s_d *
+            phi_raw(s * x)`` with ``s`` the standard deviation of the raw flow's samples of a
+            fixed set of ``scale_samples`` base points (a buffer, so the constraint is
+            deterministic and draws nothing from the global RNG; differentiable). With the
+            2-D RLE losses only the product of sigma and the flow's scale is learned; pinning
+            the scale makes sigma itself the error's scale (an option of this project; no
+            reference has it).
+        scale_samples: base points of the ``"unit"`` standardisation.
 
     Shapes:
         ``log_prob(x)``: ``(N, D) -> (N,)``; ``forward(x)``: ``(N, D) -> ((N, D), (N,))``.
@@ -158,9 +169,15 @@ class RealNVP(Flow):
         num_layers: int = 6,
         hidden_features: int = 64,
         init: str = "near_identity",
+        scale: str = "free",
+        scale_samples: int = 2048,
     ) -> None:
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        if not isinstance(scale_samples, int) or scale_samples < 2:
+            raise ValueError(f"scale_samples must be an int >= 2, got {scale_samples!r}")
         masks = coupling_masks(features, num_layers)
         couplings = [AffineCoupling(masks[i], hidden_features) for i in range(num_layers)]
         # data -> noise runs the couplings from the last to the first, as the reference
@@ -169,23 +186,47 @@ class RealNVP(Flow):
         self.num_layers = num_layers
         self.hidden_features = hidden_features
         self.init = init
+        self.scale = scale
+        if scale == "unit":
+            base = torch.randn(scale_samples, features, generator=torch.Generator().manual_seed(0))
+            # not persistent: the state dict keeps the references' keys
+            self.register_buffer("scale_noise", base, persistent=False)
         self.init_weights()
 
     # -- nflows direction helpers -------------------------------------------------------------
     def forward(self, inputs: torch.Tensor, context=None):
         """Data -> noise: ``(N, D) -> (z (N, D), logabsdet (N,))``."""
         self._check(inputs)
-        return self._transform(inputs, context=context)
+        if self.scale == "free":
+            return self._transform(inputs, context=context)
+        s = self.unit_scale()
+        z, logabsdet = self._transform(inputs * s.to(inputs.dtype), context=context)
+        return z, logabsdet + s.log().sum().to(logabsdet.dtype)
 
     def inverse(self, noise: torch.Tensor, context=None):
         """Noise -> data: ``(N, D) -> (x (N, D), logabsdet (N,))``."""
         self._check(noise)
-        return self._transform.inverse(noise, context=context)
+        if self.scale == "free":
+            return self._transform.inverse(noise, context=context)
+        s = self.unit_scale()
+        x, logabsdet = self._transform.inverse(noise, context=context)
+        return x / s.to(x.dtype), logabsdet - s.log().sum().to(logabsdet.dtype)
 
     def log_prob(self, inputs: torch.Tensor, context=None) -> torch.Tensor:
         """``log N(0, I)(z) + logabsdet`` of ``inputs`` ``(N, D)`` -> ``(N,)``."""
         self._check(inputs)
-        return super().log_prob(inputs, context)
+        if self.scale == "free":
+            return super().log_prob(inputs, context)
+        z, logabsdet = self.forward(inputs, context)
+        return self._distribution.log_prob(z, context) + logabsdet
+
+    def unit_scale(self) -> torch.Tensor:
+        """``(D,)``: the std of the raw flow's samples of :attr:`scale_noise` (``scale="unit"``);
+        the raw flow's data divided by it has unit variance."""
+        if self.scale != "unit":
+            raise ValueError("unit_scale needs scale='unit'")
+        raw, _ = self._transform.inverse(self.scale_noise)  # a buffer: the flow's device, dtype
+        return raw.std(0).clamp_min(1e-6)
 
     def _check(self, inputs: torch.Tensor) -> None:
         if not isinstance(inputs, torch.Tensor):
@@ -220,6 +261,7 @@ class RealNVP(Flow):
         return (
             f"features={self.features}, num_layers={self.num_layers}, "
             f"hidden_features={self.hidden_features}, init={self.init!r}"
+            + (f", scale={self.scale!r}" if self.scale != "free" else "")
         )
 
     # -- reference state dicts ------------------------------------------------------------------
