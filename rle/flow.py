@@ -46,7 +46,9 @@ __all__ = [
 
 INITS = ("near_identity", "torch_default")
 #: ``RealNVP(scale=...)``: the references' free scale, or standardised to unit variance
-SCALES = ("free", "unit")
+SCALES = ("free", "variance", "median")
+#: the median of |x| of a unit Gaussian coordinate, Phi^-1(0.75): ``scale="median"``'s target
+_GAUSS_MEDIAN_ABS = 0.6744897501960817
 #: the reference implementations whose state-dict keys :func:`to_reference_state_dict` writes
 VARIANTS = ("official", "mmpose")
 
@@ -149,15 +151,17 @@ class RealNVP(Flow):
             ``RealNVP.init_weights``, biases zero, so the flow starts as the identity and the
             loss starts as the pure Q likelihood) or ``"torch_default"`` (PyTorch's Linear init,
             which is what the official code trains with: it never calls its init).
-        scale: ``"free"`` (default, the references' flow) or ``"unit"``: the density is
-            standardised to unit variance per coordinate, ``phi(x) = prod_d s_d *
-            phi_raw(s * x)`` with ``s`` the standard deviation of the raw flow's samples of a
-            fixed set of ``scale_samples`` base points (a buffer, so the constraint is
-            deterministic and draws nothing from the global RNG; differentiable). With the
-            2-D RLE losses only the product of sigma and the flow's scale is learned; pinning
-            the scale makes sigma itself the error's scale (an option of this project; no
-            reference has it).
-        scale_samples: base points of the ``"unit"`` standardisation.
+        scale: ``"free"`` (default, the references' flow), ``"variance"`` or ``"median"``: the
+            density is standardised per coordinate, ``phi(x) = prod_d s_d * phi_raw(s * x)``,
+            with ``s`` the raw flow's standard deviation (``"variance"``: unit variance) or its
+            median ``|x|`` over that of a unit Gaussian (``"median"``: median ``|x|`` = 0.674),
+            measured on the raw flow's samples of a fixed set of ``scale_samples`` base points
+            (a buffer: deterministic, nothing drawn from the global RNG; differentiable). With
+            the 2-D RLE losses only the product of sigma and the flow's scale is learned;
+            pinning the scale is meant to make sigma the error's scale (an option of this
+            project; no reference has it). Measured: the variance does not pin it (a spike
+            with wide tails keeps variance 1, README "Uncertainty").
+        scale_samples: base points of the standardisation.
 
     Shapes:
         ``log_prob(x)``: ``(N, D) -> (N,)``; ``forward(x)``: ``(N, D) -> ((N, D), (N,))``.
@@ -187,7 +191,7 @@ class RealNVP(Flow):
         self.hidden_features = hidden_features
         self.init = init
         self.scale = scale
-        if scale == "unit":
+        if scale != "free":
             base = torch.randn(scale_samples, features, generator=torch.Generator().manual_seed(0))
             # not persistent: the state dict keeps the references' keys
             self.register_buffer("scale_noise", base, persistent=False)
@@ -221,12 +225,15 @@ class RealNVP(Flow):
         return self._distribution.log_prob(z, context) + logabsdet
 
     def unit_scale(self) -> torch.Tensor:
-        """``(D,)``: the std of the raw flow's samples of :attr:`scale_noise` (``scale="unit"``);
-        the raw flow's data divided by it has unit variance."""
-        if self.scale != "unit":
-            raise ValueError("unit_scale needs scale='unit'")
+        """``(D,)``: the raw flow's scale on :attr:`scale_noise`'s samples (``scale=
+        "variance"``: their std; ``"median"``: their median ``|x|`` / 0.674); the raw flow's
+        data divided by it has unit variance, or a unit Gaussian's median ``|x|``."""
+        if self.scale == "free":
+            raise ValueError("unit_scale needs scale='variance' or 'median'")
         raw, _ = self._transform.inverse(self.scale_noise)  # a buffer: the flow's device, dtype
-        return raw.std(0).clamp_min(1e-6)
+        if self.scale == "variance":
+            return raw.std(0).clamp_min(1e-6)
+        return (raw.abs().median(0).values / _GAUSS_MEDIAN_ABS).clamp_min(1e-6)
 
     def _check(self, inputs: torch.Tensor) -> None:
         if not isinstance(inputs, torch.Tensor):

@@ -1,5 +1,5 @@
-# Synthetic benchmark: rle head with the flow's density pinned to unit variance
-# (RealNVP(scale="unit"): sigma itself on the scale of the error) on ResNet-10t,
+# Synthetic benchmark: rle head with the flow's density pinned to a unit Gaussian's median |x|
+# (RealNVP(scale="median"): sigma on the scale of the error) on ResNet-10t,
 # SynthCOCO benchmark set (3000 train / 500 val images) 64x48, 30 epochs, one CPU.
 _base_ = [
     "../../_base_/default_runtime.py",
@@ -13,6 +13,6 @@ model = dict(
     head=dict(
         type="RLEHead",
         num_keypoints=17,
-        loss_cfg=dict(variant="official", q="laplace", flow_cfg=dict(scale="unit")),
+        loss_cfg=dict(variant="official", q="laplace", flow_cfg=dict(scale="median")),
     ),
 )
