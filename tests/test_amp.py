@@ -90,7 +90,7 @@ def test_a_bfloat16_step_of_every_head_is_finite_and_trains(name, num_dims):
     assert wrapper.dtype == "bfloat16" and wrapper.loss_scaler is None  # the CPU's default
     assert losses and all(torch.isfinite(v).all() for v in losses.values()), losses
     assert grads and all(torch.isfinite(g).all() for g in grads.values())
-    # the backbone ran in bfloat16: its convolution gradients are bfloat16-rounded float32
+    # both the bfloat16 backbone and the float32 head layers were updated
     moved = [k for k, p in model.named_parameters() if not torch.equal(p, before[k])]
     assert any(k.startswith("backbone.") for k in moved)
     assert any(k.startswith("head.") for k in moved)
@@ -148,7 +148,8 @@ def test_float16_scales_the_loss_and_resumes_the_scale():
     # a fresh wrapper loads the scale before its first step (a resumed run)
     fresh = _wrapper(copy.deepcopy(model), dtype="float16")
     fresh.load_state_dict(copy.deepcopy(state))
-    fresh.optim_context(model).__enter__()
+    with fresh.optim_context(model):  # the scaler is made, with the loaded state, on entry
+        pass
     assert fresh.loss_scaler.get_scale() == wrapper.loss_scaler.get_scale()
 
 

@@ -63,21 +63,6 @@ class InferSummary:
     num_instances: int = 0
 
 
-def _xyxy(bbox, rec: str, in_float32: bool) -> Optional[np.ndarray]:
-    """``[x, y, w, h]`` -> float32 xyxy as the COCO dataset reads it (``x + w`` in float32 for
-    detections, float64 for annotations); ``None`` for an empty box."""
-    from rle.datasets.coco import numeric_field
-
-    arr = numeric_field(bbox, rec, "bbox").reshape(-1)
-    if arr.shape != (4,) or not np.isfinite(arr).all():
-        raise ValueError(f"{rec}: field 'bbox' must be 4 finite numbers [x, y, w, h], got {bbox}")
-    if arr[2] <= 0 or arr[3] <= 0:
-        return None
-    if in_float32:
-        arr = arr.astype(np.float32)
-    return np.array([arr[0], arr[1], arr[0] + arr[2], arr[1] + arr[3]], dtype=np.float32)
-
-
 class _Boxes:
     """The image ids and boxes of the module docstring."""
 
@@ -97,28 +82,13 @@ class _Boxes:
 
     @staticmethod
     def _read_detections(path: str, thr: float) -> Dict[ImageId, List[Tuple[np.ndarray, float]]]:
-        from rle.datasets.coco import numeric_field
+        from rle.datasets.coco import read_detections
 
-        if not osp.isfile(path):
-            raise FileNotFoundError(f"detection-box file not found: {path}")
-        try:
-            with open(path) as f:
-                dets = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: malformed or truncated json ({err})") from err
-        if not isinstance(dets, list):
-            raise ValueError(f"{path}: expected a list of detections [{{image_id, bbox, score}}]")
         out: Dict[ImageId, List[Tuple[np.ndarray, float]]] = {}
-        for i, det in enumerate(dets):
-            rec = f"{path}: detection {i}"
-            if not isinstance(det, dict) or not {"image_id", "bbox", "score"} <= set(det):
-                raise ValueError(f"{rec}: must be a json object with image_id, bbox and score")
-            score = numeric_field(det["score"], rec, "score")
-            if score.ndim != 0 or not np.isfinite(score):
-                raise ValueError(f"{rec}: field 'score' must be a finite number")
-            box = _xyxy(det["bbox"], rec, in_float32=True)
-            if det.get("category_id", 1) == 1 and float(score) >= thr and box is not None:
-                out.setdefault(det["image_id"], []).append((box, float(score)))
+        # a detector's empty boxes are skipped, not an error: there is nothing to crop
+        for _, image_id, category, score, box in read_detections(path, allow_empty=True):
+            if category == 1 and score >= thr and box is not None:
+                out.setdefault(image_id, []).append((box, score))
         return out
 
     def image_id(self, path: Path) -> ImageId:
@@ -134,10 +104,12 @@ class _Boxes:
         if self.dets is not None:
             found = self.dets.get(image_id, [])
         elif self.coco is not None:
+            from rle.datasets.coco import xywh_to_xyxy
+
             found = []
             for ann in self.coco.imgToAnns.get(image_id, []):
                 rec = f"{self.ann_file}: annotation {ann.get('id')}"
-                box = _xyxy(ann.get("bbox"), rec, in_float32=False)
+                box = xywh_to_xyxy(ann.get("bbox"), rec, allow_empty=True)
                 if box is not None and not ann.get("iscrowd", 0):
                     found.append((box, 1.0))
         else:

@@ -45,6 +45,8 @@ __all__ = [
     "flip_indices_from_names",
     "load_coco",
     "numeric_field",
+    "read_detections",
+    "xywh_to_xyxy",
 ]
 
 COCO_KEYPOINT_NAMES = (
@@ -169,6 +171,68 @@ def _unique_ids(records, path: str, kind: str, refs: Sequence[str] = ()) -> None
                 f"{kind}[{i}]): ids must be unique"
             )
         first[key] = i
+
+
+def xywh_to_xyxy(
+    bbox, rec: str, in_float32: bool = False, allow_empty: bool = False
+) -> Optional[np.ndarray]:
+    """A COCO ``[x, y, w, h]`` field of record ``rec`` -> ``(4,)`` float32 xyxy (pixel edges).
+
+    ``x + w`` in float64 (annotations) or, as MMPose reads detection files, in float32
+    (``in_float32``; the two differ by up to one ulp). A box with ``w`` or ``h <= 0`` is an
+    error, or ``None`` with ``allow_empty``.
+    """
+    arr = numeric_field(bbox, rec, "bbox").reshape(-1)
+    if arr.shape != (4,) or not np.isfinite(arr).all():
+        raise ValueError(f"{rec}: field 'bbox' must be 4 finite numbers [x, y, w, h], got {bbox}")
+    if arr[2] <= 0 or arr[3] <= 0:
+        if allow_empty:
+            return None
+        raise ValueError(f"{rec}: field 'bbox' must be [x, y, w, h] with w, h > 0, got {bbox}")
+    if in_float32:
+        arr = arr.astype(np.float32)
+    return np.array([arr[0], arr[1], arr[0] + arr[2], arr[1] + arr[3]], dtype=np.float32)
+
+
+def read_detections(
+    path: str, allow_empty: bool = False
+) -> List[Tuple[str, object, int, float, Optional[np.ndarray]]]:
+    """The checked records of a COCO-format detection json ``[{image_id, bbox, score[,
+    category_id]}]``: ``(rec, image_id, category_id, score, bbox)`` per detection, ``rec`` its
+    name for messages, ``bbox`` :func:`xywh_to_xyxy` in float32 (``None`` for an empty box with
+    ``allow_empty``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: malformed json, not a list, or a detection without a field or with a
+            malformed one (named by file, position and field).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"detection-box file not found: {path}")
+    try:
+        with open(path) as f:
+            dets = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: malformed or truncated json ({err})") from err
+    if not isinstance(dets, list):
+        raise ValueError(f"{path}: expected a list of detections [{{image_id, bbox, score}}]")
+    out = []
+    for i, det in enumerate(dets):
+        rec = f"{path}: detection {i}"
+        if not isinstance(det, dict):
+            raise ValueError(f"{rec}: must be a json object, got {type(det).__name__}")
+        for key in ("bbox", "image_id", "score"):
+            if key not in det:
+                raise ValueError(f"{rec}: missing field '{key}'")
+        category = det.get("category_id", 1)
+        if not isinstance(category, int) or isinstance(category, bool):
+            raise ValueError(f"{rec}: field 'category_id' must be an int, got {category!r}")
+        score = numeric_field(det["score"], rec, "score")
+        if score.ndim != 0 or not np.isfinite(score):
+            raise ValueError(f"{rec}: field 'score' must be a finite number, got {det['score']!r}")
+        bbox = xywh_to_xyxy(det["bbox"], rec, in_float32=True, allow_empty=allow_empty)
+        out.append((rec, det["image_id"], category, float(score), bbox))
+    return out
 
 
 def load_coco(ann_file: str):
@@ -437,7 +501,7 @@ class CocoKeypointDataset(KeypointBaseDataset):
             if self.filter_empty and not (kpts[:, 2] > 0).any():
                 removed["crowd"] += 1
                 continue
-            bbox = self._xyxy(ann["bbox"], rec)
+            bbox = xywh_to_xyxy(ann["bbox"], rec)
             placed = self._placed(coco, ann["image_id"], bbox, rec, paths, removed)
             if placed is not None and self.clip_bbox:
                 bbox = _clip(ann["bbox"], placed[0])
@@ -462,56 +526,21 @@ class CocoKeypointDataset(KeypointBaseDataset):
 
     def _load_detections(self, coco, meta, removed: Counter) -> Tuple[List[dict], int]:
         k = meta["num_keypoints"]
-        if not osp.isfile(self.bbox_file):
-            raise FileNotFoundError(f"detection-box file not found: {self.bbox_file}")
-        try:
-            with open(self.bbox_file) as f:
-                dets = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.bbox_file}: malformed or truncated json ({err})") from err
-        if not isinstance(dets, list):
-            raise ValueError(f"{self.bbox_file}: expected a list of detections")
+        dets = read_detections(self.bbox_file)
         data = []
         paths: Dict[object, Tuple[Optional[str], Optional[str]]] = {}
         zeros = np.zeros((k, 3), dtype=np.float32)
-        for i, det in enumerate(dets):
-            rec = f"{self.bbox_file}: detection {i}"
-            if not isinstance(det, dict):
-                raise ValueError(f"{rec}: must be a json object, got {type(det).__name__}")
-            for key in ("bbox", "image_id", "score"):
-                if key not in det:
-                    raise ValueError(f"{rec}: missing field '{key}'")
-            category = det.get("category_id", 1)
-            if not isinstance(category, int) or isinstance(category, bool):
-                raise ValueError(f"{rec}: field 'category_id' must be an int, got {category!r}")
-            score = numeric_field(det["score"], rec, "score")
-            if score.ndim != 0 or not np.isfinite(score):
-                raise ValueError(
-                    f"{rec}: field 'score' must be a finite number, got {det['score']!r}"
-                )
-            score = float(score)
-            bbox = self._xyxy(det["bbox"], rec, in_float32=True)
+        for rec, image_id, category, score, bbox in dets:
             if category not in self.det_category_ids:
                 removed["category"] += 1
                 continue
             if score < self.bbox_score_thr:
                 removed["score"] += 1
                 continue
-            placed = self._placed(coco, det["image_id"], bbox, rec, paths, removed)
+            placed = self._placed(coco, image_id, bbox, rec, paths, removed)
             if placed is not None:
                 data.append(self._sample(*placed, len(data), bbox, score, zeros, {}, meta))
         return data, len(dets)
-
-    @staticmethod
-    def _xyxy(bbox, rec: str, in_float32: bool = False) -> np.ndarray:
-        """``[x, y, w, h]`` -> float32 xyxy. ``x + w`` in float64 (annotations) or, as MMPose
-        reads detection files, in float32 (``in_float32``; the two differ by up to one ulp)."""
-        arr = numeric_field(bbox, rec, "bbox").reshape(-1)
-        if arr.shape != (4,) or not np.isfinite(arr).all() or arr[2] <= 0 or arr[3] <= 0:
-            raise ValueError(f"{rec}: field 'bbox' must be [x, y, w, h] with w, h > 0, got {bbox}")
-        if in_float32:
-            arr = arr.astype(np.float32)
-        return np.array([arr[0], arr[1], arr[0] + arr[2], arr[1] + arr[3]], dtype=np.float32)
 
     @staticmethod
     def _sample(img, path, ann_id, bbox, score, kpts, ann, meta) -> dict:
