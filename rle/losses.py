@@ -368,9 +368,12 @@ def residual_quantiles(
 
     ``{level: k}`` with ``P(|u_d| <= k) = level``, so ``mu +- k * sigma`` is the ``level``
     interval of each coordinate. The density (:func:`residual_log_density`) is integrated on
-    a ``grid_size``-square grid whose half-width is 4x the 99.9 % quantile of ``|z|`` over
-    ``num_samples`` samples of the flow (fixed seed, so the result is deterministic); the x
-    and y marginals are pooled.
+    a ``grid_size``-square graded grid (:func:`_graded_axis`): its half-width is 4x the
+    99.9 % quantile of ``|z|`` over ``num_samples`` samples of the flow (fixed seed, so the
+    result is deterministic), and its spacing grows from 1/50 of their median ``|z|`` at 0,
+    so a density whose peak is far narrower than its tails (a flow trained with its variance
+    pinned grows such a spike) is resolved instead of falling inside one grid cell. The x and
+    y marginals are pooled; the quantile is interpolated on their cumulative integral.
 
     Args:
         flow: a 2-D flow with ``log_prob`` and ``inverse`` (:class:`~rle.flow.RealNVP`).
@@ -392,8 +395,9 @@ def residual_quantiles(
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)
         samples, _ = flow.inverse(torch.randn(num_samples, 2, generator=gen).to(device))
-        half = 4 * float(samples.abs().quantile(0.999).cpu()) + 1e-6
-        axis = np.linspace(-half, half, grid_size)
+        absz = samples.abs().flatten().cpu()
+        half = 4 * float(absz.quantile(0.999)) + 1e-6
+        axis, weights = _graded_axis(half, float(absz.median()) / 50, grid_size)
         grid = torch.tensor(
             np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2),
             dtype=torch.float32,
@@ -404,12 +408,35 @@ def residual_quantiles(
             grid.double(), flow, variant=variant, q=q, residual=residual
         ).cpu().numpy()
     p = np.exp(logp - logp.max()).reshape(grid_size, grid_size)
-    p /= p.sum()
-    marg = (p.sum(1) + p.sum(0)) / 2
-    absu = np.abs(axis)
-    order = np.argsort(absu, kind="stable")
-    cdf = np.cumsum(marg[order])
-    return {lv: float(absu[order][min(np.searchsorted(cdf, lv), len(cdf) - 1)]) for lv in levels}
+    # pooled marginal density of one coordinate, symmetrised about 0 (the grid is symmetric)
+    marg = (p @ weights + weights @ p) / 2
+    mid = grid_size // 2
+    dens = (marg[mid:] + marg[mid::-1]) / 2
+    absu = axis[mid:]
+    cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(absu))])
+    cdf /= cdf[-1]
+    return {lv: float(np.interp(lv, cdf, absu)) for lv in levels}
+
+
+def _graded_axis(half: float, spacing: float, size: int):
+    """``size`` (odd) nodes on ``[-half, half]``, symmetric with a node at 0, and their
+    trapezoid weights: ``x = c * sinh(t)`` for evenly spaced ``t``, so the spacing is about
+    ``spacing`` near 0 and grows geometrically outwards (relative spacing ``~ 2 asinh(half /
+    c) / size`` in the tails), ``c`` chosen so that the innermost step equals ``spacing``."""
+    size = size + 1 - size % 2
+    spacing = min(max(spacing, half * 1e-9), 2 * half / (size - 1))
+    # solve c * sinh(2 asinh(half / c) / (size - 1)) = spacing for c by bisection on log c
+    lo, hi = math.log(spacing) - 1, math.log(half) + 30
+    for _ in range(200):
+        c = math.exp((lo + hi) / 2)
+        step = c * math.sinh(2 * math.asinh(half / c) / (size - 1))
+        lo, hi = (math.log(c), hi) if step < spacing else (lo, math.log(c))
+    t = np.linspace(-1.0, 1.0, size) * math.asinh(half / c)
+    axis = c * np.sinh(t)
+    axis[size // 2] = 0.0
+    gaps = np.diff(axis)
+    weights = np.concatenate([[gaps[0] / 2], (gaps[1:] + gaps[:-1]) / 2, [gaps[-1] / 2]])
+    return axis, weights
 
 
 def flow_marginal_density(flow: nn.Module, grid: np.ndarray) -> np.ndarray:

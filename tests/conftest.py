@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -57,3 +58,27 @@ def average_loss(losses: torch.Tensor, mask: Optional[torch.Tensor] = None) -> t
     if mask.shape != losses.shape:
         raise ValueError(f"mask must have shape {tuple(losses.shape)}, got {tuple(mask.shape)}")
     return (losses * mask).sum() / mask.sum().clamp(min=1)
+
+
+class SpikyFlow(torch.nn.Module):
+    """A stand-in 2-D flow whose density is a spike in wide tails, the shape a flow trained
+    with its variance pinned grows: ``w N(0, s^2 I) + (1 - w) N(0, I)`` (isotropic). Offers what
+    the density tools use: ``features``, ``log_prob`` and ``inverse`` (noise -> data)."""
+
+    features = 2
+
+    def __init__(self, weight: float = 0.97, scale: float = 0.002):
+        super().__init__()
+        self.weight, self.scale = weight, scale
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # the tools read the device off it
+
+    def log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        r2 = (u.double() ** 2).sum(1)
+        narrow = math.log(self.weight) - math.log(2 * math.pi * self.scale**2) - r2 / (2 * self.scale**2)
+        wide = math.log(1 - self.weight) - math.log(2 * math.pi) - r2 / 2
+        return torch.logaddexp(narrow, wide).to(u.dtype)
+
+    def inverse(self, z: torch.Tensor):
+        gen = torch.Generator().manual_seed(1)
+        narrow = torch.rand(z.shape[0], generator=gen) < self.weight
+        return torch.where(narrow[:, None], z * self.scale, z), torch.zeros(z.shape[0])

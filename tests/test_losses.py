@@ -384,3 +384,26 @@ def test_flow_marginal_density_of_the_identity_is_normal():
     assert dens == pytest.approx(norm.pdf(grid), abs=1e-5)
     with pytest.raises(ValueError, match="2-D flow"):
         flow_marginal_density(RealNVP(features=3), grid)
+
+
+def test_residual_quantiles_resolve_a_spike_in_wide_tails():
+    """97 % of the mass in a spike 500x narrower than the tails: the quantiles are the
+    mixture's (scipy root of its CDF), not 0 (a uniform grid sized to the tails put the whole
+    spike in the cell at 0 and returned 0 for every level)."""
+    from scipy import optimize
+    from scipy.stats import norm
+
+    from rle.losses import residual_quantiles
+    from tests.conftest import SpikyFlow
+
+    flow = SpikyFlow(weight=0.97, scale=0.002)
+
+    def quantile(level):  # P(|u_x| <= k) of the marginal mixture
+        cdf = lambda k: 0.97 * (2 * norm.cdf(k / 0.002) - 1) + 0.03 * (2 * norm.cdf(k) - 1)  # noqa: E731
+        return optimize.brentq(lambda k: cdf(k) - level, 1e-12, 50)
+
+    levels = (0.5, 0.68, 0.95)
+    got = residual_quantiles(flow, levels, variant="paper", residual=False)
+    for level in levels:
+        assert got[level] == pytest.approx(quantile(level), rel=0.01), level
+    assert got[0.5] < 0.002 < got[0.95]

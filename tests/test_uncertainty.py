@@ -498,3 +498,19 @@ def test_estimator_refuses_labels_of_another_dimension():
     model = TopdownPoseEstimator(_Tiny(), build("RLEHead", 3)).eval()
     with pytest.raises(ValueError, match=r"keypoint_labels must be \(K, D\) = \(3, 3\)"):
         model.predict(torch.randn(1, 3, 32, 24), _samples(1, num_dims=2))
+
+
+def test_rle_normaliser_resolves_a_spike_in_wide_tails():
+    """``Z = int phi(u)^2 exp(-|u|^2 / 2) du`` (mmpose, Gaussian Q) of a spike-in-tails mixture
+    ``phi = sum_a w_a N(0, s_a^2 I)``: sum over pairs of ``w_a w_b / (2 pi s_a^2 s_b^2
+    (1/s_a^2 + 1/s_b^2 + 1))``. Six fixed panels would leave the spike inside the inner one."""
+    from tests.conftest import SpikyFlow
+
+    parts = [(0.97, 0.002), (0.03, 1.0)]
+    z = sum(
+        wa * wb / (2 * math.pi * sa**2 * sb**2 * (1 / sa**2 + 1 / sb**2 + 1))
+        for wa, sa in parts
+        for wb, sb in parts
+    )
+    got = rle_mixin.residual_log_normaliser(SpikyFlow(0.97, 0.002), variant="mmpose", q="gaussian")
+    assert abs(got - math.log(z)) < 1e-3
