@@ -74,7 +74,9 @@ class MixedPrecisionOptimWrapper(OptimWrapper):
 
     Args:
         dtype: ``"bfloat16"``, ``"float16"`` or ``None`` (:func:`default_amp_dtype` of the
-            model's device, decided on the first ``optim_context``).
+            model's device, decided on the first ``optim_context``); ``"float32"`` turns
+            autocast off (plain ``OptimWrapper`` training), so that a config which trains in
+            bfloat16 runs in float32 with ``--cfg-options optim_wrapper.dtype=float32``.
         loss_scale: for float16: ``"dynamic"`` (``GradScaler()``), an initial scale (float) or
             a dict of ``GradScaler`` arguments. Ignored for bfloat16, which needs none.
         **kwargs: :class:`mmengine.optim.OptimWrapper` arguments (``optimizer``,
@@ -89,8 +91,10 @@ class MixedPrecisionOptimWrapper(OptimWrapper):
     ) -> None:
         if isinstance(dtype, torch.dtype):
             dtype = str(dtype).replace("torch.", "")
-        if dtype is not None and dtype not in AMP_DTYPES:
-            raise ValueError(f"dtype must be one of {AMP_DTYPES} or None, got {dtype!r}")
+        if dtype is not None and dtype not in AMP_DTYPES + ("float32",):
+            raise ValueError(
+                f"dtype must be one of {AMP_DTYPES + ('float32',)} or None, got {dtype!r}"
+            )
         if not (loss_scale == "dynamic" or isinstance(loss_scale, (float, int, dict))):
             raise TypeError(
                 f"loss_scale must be 'dynamic', a float or a dict of GradScaler arguments, "
@@ -133,7 +137,11 @@ class MixedPrecisionOptimWrapper(OptimWrapper):
         """The parent's context (gradient accumulation) with autocast on the model's device."""
         self._setup(model)
         with super().optim_context(model):
-            with torch.autocast(device_type=self.device_type, dtype=self.cast_dtype):
+            with torch.autocast(
+                device_type=self.device_type,
+                dtype=self.cast_dtype,
+                enabled=self.dtype != "float32",
+            ):
                 yield
 
     # -- loss scaling (float16 only) ------------------------------------------------------------

@@ -74,7 +74,8 @@ class SpikyFlow(torch.nn.Module):
 
     def log_prob(self, u: torch.Tensor) -> torch.Tensor:
         r2 = (u.double() ** 2).sum(1)
-        narrow = math.log(self.weight) - math.log(2 * math.pi * self.scale**2) - r2 / (2 * self.scale**2)
+        s2 = self.scale**2
+        narrow = math.log(self.weight) - math.log(2 * math.pi * s2) - r2 / (2 * s2)
         wide = math.log(1 - self.weight) - math.log(2 * math.pi) - r2 / 2
         return torch.logaddexp(narrow, wide).to(u.dtype)
 

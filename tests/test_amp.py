@@ -29,7 +29,7 @@ HEADS = {
 CASES = [(name, 2) for name in HEADS] + [(name, 3) for name in HEADS]
 
 
-def _estimator(head: dict, num_dims: int):
+def _estimator(head: dict, num_dims: int, **kwargs):
     head = dict(head, num_keypoints=5, num_dims=num_dims)
     if num_dims == 3 and "deconv_channels" in head:
         head["depth_bins"] = 4
@@ -39,6 +39,7 @@ def _estimator(head: dict, num_dims: int):
             type="TopdownPoseEstimator",
             backbone=dict(type="TimmBackbone", model_name="test_resnet"),
             head=head,
+            **kwargs,
         )
     )
 
@@ -107,6 +108,35 @@ def test_autocast_reaches_the_backbone():
     assert model.extract_feat(x)[-1].dtype == torch.float32
 
 
+def test_float32_dtype_turns_autocast_off():
+    """``dtype="float32"``: the wrapper trains in plain float32, even inside an outer autocast
+    (what ``--cfg-options optim_wrapper.dtype=float32`` gives a bfloat16 config)."""
+    model = _estimator(HEADS["RLEHead"], 2)
+    wrapper = _wrapper(model, dtype="float32")
+    x = torch.randn(2, 3, 64, 48)
+    with torch.autocast("cpu", dtype=torch.bfloat16), wrapper.optim_context(model):
+        feats = model.extract_feat(x)
+    assert feats[-1].dtype == torch.float32 and wrapper.loss_scaler is None
+
+
+def test_channels_last_backbone_is_the_same_model():
+    """``memory_format="channels_last"``: the backbone's 4-D weights and its input are channels
+    last, the state dict and the outputs are those of the contiguous model (same weights)."""
+    plain = _estimator(HEADS["SoftArgmaxHead"], 2).eval()
+    last = _estimator(HEADS["SoftArgmaxHead"], 2, memory_format="channels_last").eval()
+    conv = next(p for p in last.backbone.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert plain.state_dict().keys() == last.state_dict().keys()
+    last.load_state_dict(plain.state_dict())  # copies into the channels-last weights
+    assert next(p for p in last.backbone.parameters() if p.dim() == 4).is_contiguous(
+        memory_format=torch.channels_last)  # fmt: skip
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(last(x).coords, plain(x).coords, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="memory_format"):
+        _estimator(HEADS["RLEHead"], 2, memory_format="nhwc")
+
+
 def test_the_rle_loss_is_float32_maths_under_bfloat16_autocast():
     """Inside autocast the loss disables it: the same float32 value, bit for bit, as outside
     (were the flow's linear layers autocast, the value would move by ~1e-2)."""
@@ -172,11 +202,21 @@ def _tool(name):
 def test_load_config_amp_selects_the_wrapper():
     from rle.engine import load_config
 
-    path = ROOT / "configs/demo/rle_resnet10t_1xb16-15e_synthcoco-64x48.py"
+    path = ROOT / "configs/benchmark/synthcoco/rle_resnet10t_1xb16-30e_synthcoco-64x48.py"
     cfg = load_config(path, amp=True)
     assert cfg.optim_wrapper.type == "MixedPrecisionOptimWrapper"
     assert cfg.optim_wrapper.dtype is None  # the device's default
-    assert cfg.optim_wrapper.optimizer.fused is True  # the rest of the wrapper kept
+    assert cfg.optim_wrapper.clip_grad.max_norm == 35.0  # the rest of the wrapper kept
+    # the demo trains in bfloat16 by itself; --amp keeps its dtype, the override turns it off
+    demo = ROOT / "configs/demo/rle_resnet10t_bf16-1xb16-10e_synthcoco-64x48.py"
+    for amp in (False, True):
+        cfg = load_config(demo, amp=amp)
+        assert (cfg.optim_wrapper.type, cfg.optim_wrapper.dtype) == (
+            "MixedPrecisionOptimWrapper", "bfloat16")  # fmt: skip
+        assert cfg.optim_wrapper.optimizer.fused is True
+        assert cfg.model.memory_format == "channels_last"
+    cfg = load_config(demo, cfg_options={"optim_wrapper.dtype": "float32"})
+    assert cfg.optim_wrapper.dtype == "float32"
     assert load_config(path, amp="float16").optim_wrapper.dtype == "float16"
     with pytest.raises(ValueError, match="amp must be"):
         load_config(path, amp="int8")

@@ -54,8 +54,16 @@ class TopdownPoseEstimator(BaseModel):
             (:data:`rle.datasets.geometry.CONVENTIONS`); the data samples' crops must be made
             with it (``predict`` raises otherwise). Heatmap heads under ``"mmpose"`` need
             MMPose's grid (``head.grid="mmpose"``, set by :func:`rle.engine.load_config`).
+        memory_format: ``"contiguous"`` (default) or ``"channels_last"``: the backbone's
+            weights and its input batch in the channels-last layout. Numerically the same
+            model (the state dict does not change); under bfloat16 autocast on the CPU it is
+            1.24x-2.3x faster to train than float32 (``benchmarks/bench_training.py``),
+            alone it is slower at small inputs.
         init_cfg: mmengine init config.
     """
+
+    #: accepted values of ``memory_format``
+    MEMORY_FORMATS = ("contiguous", "channels_last")
 
     def __init__(
         self,
@@ -64,8 +72,13 @@ class TopdownPoseEstimator(BaseModel):
         data_preprocessor: Optional[dict] = None,
         test_cfg: Optional[dict] = None,
         convention: str = "rle",
+        memory_format: str = "contiguous",
         init_cfg=None,
     ) -> None:
+        if memory_format not in self.MEMORY_FORMATS:
+            raise ValueError(
+                f"memory_format must be one of {self.MEMORY_FORMATS}, got {memory_format!r}"
+            )
         if data_preprocessor is None:
             data_preprocessor = dict(
                 type="ImgDataPreprocessor",
@@ -79,6 +92,9 @@ class TopdownPoseEstimator(BaseModel):
             head = dict(head, in_channels=self.backbone.out_channels[-1])
         self.head = _build(head)
         self.convention = check_convention(convention)
+        self.memory_format = memory_format
+        if memory_format == "channels_last":
+            self.backbone.to(memory_format=torch.channels_last)
         grid = getattr(self.head, "grid", None)
         if grid is not None and grid != ("mmpose" if convention == "mmpose" else "center"):
             raise ValueError(
@@ -107,6 +123,8 @@ class TopdownPoseEstimator(BaseModel):
         raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
 
     def extract_feat(self, inputs: torch.Tensor):
+        if self.memory_format == "channels_last" and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         return self.backbone(inputs)
 
     # -- training ------------------------------------------------------------------------------
