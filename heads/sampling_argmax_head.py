@@ -46,6 +46,18 @@ class SamplingArgmaxHead(HeatmapHead):
             ``"keypoint"`` (``log_width``, an ``nn.Parameter`` of K log-widths) or
             ``"location"`` (``width_conv``, a 1x1 conv beside the heatmap conv giving a log-width
             map ``(B, K, [Dz,] H, W)``, returned as the output's ``sigma_logits``).
+        width_loss: how a learned width is trained. ``"samples"`` (default): through the
+            samples' expected L1 error, which always favours a narrower basis (the error of a
+            jittered sample grows with its jitter) so the width collapses towards 0.
+            ``"nll"``: the samples use the width detached, and the width alone learns from
+            ``loss_width``, the negative log-likelihood of the targets under the predictive
+            mixture with the map detached (:func:`~heads.functional.sampling.
+            mixture_log_likelihood`): its maximum-likelihood width given the map, the width
+            the predictive density needs to be calibrated on the training data (per location
+            the width conv reads the trunk's features detached, so the map's training is that
+            of the fixed-width head).
+        width_loss_weight: the weight of ``loss_width`` (``width_loss="nll"``); it reaches only
+            the width's parameters, so with Adam it acts as their learning-rate scale only.
         init_width: the initial width in bins (default the fixed basis's,
             :data:`~heads.functional.sampling.FIXED_WIDTHS`); per location it is added in log
             space to the conv's output, which the default init starts near 0.
@@ -56,6 +68,8 @@ class SamplingArgmaxHead(HeatmapHead):
 
     #: accepted values of ``learn_width``
     LEARN_WIDTHS = ("none", "keypoint", "location")
+    #: accepted values of ``width_loss``
+    WIDTH_LOSSES = ("samples", "nll")
 
     def __init__(
         self,
@@ -69,6 +83,8 @@ class SamplingArgmaxHead(HeatmapHead):
         chunk_size: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
         learn_width: str = "none",
+        width_loss: str = "samples",
+        width_loss_weight: float = 1.0,
         init_width: Optional[float] = None,
         **kwargs,
     ) -> None:
@@ -102,7 +118,23 @@ class SamplingArgmaxHead(HeatmapHead):
                 and 0 < init_width < math.inf
             ):
                 raise ValueError(f"init_width must be a positive finite number, got {init_width!r}")
+        if width_loss not in self.WIDTH_LOSSES:
+            raise ValueError(f"width_loss must be one of {self.WIDTH_LOSSES}, got {width_loss!r}")
+        if width_loss != "samples" and learn_width == "none":
+            raise ValueError(
+                f'width_loss={width_loss!r} needs learn_width="keypoint" or "location"'
+            )
+        if not (
+            isinstance(width_loss_weight, (int, float))
+            and not isinstance(width_loss_weight, bool)
+            and 0 < width_loss_weight < math.inf
+        ):
+            raise ValueError(
+                f"width_loss_weight must be a positive finite number, got {width_loss_weight!r}"
+            )
         self.learn_width = learn_width
+        self.width_loss = width_loss
+        self.width_loss_weight = float(width_loss_weight)
         self.init_width = (
             float(init_width) if init_width is not None else FIXED_WIDTHS[_normalise_basis(basis)]
         )
@@ -129,7 +161,9 @@ class SamplingArgmaxHead(HeatmapHead):
         x = self.trunk(self._feature_map(feats))
         # the log-width map comes from the same trunk features; forward hands it on at once (so
         # the base forward, whatever it does with the logits, stays the one code path)
-        self._log_width_map = self._maps(self.width_conv(x)) + math.log(self.init_width)
+        # width_loss="nll" trains the width alone: the width conv reads the trunk detached
+        width_in = x.detach() if self.width_loss == "nll" else x
+        self._log_width_map = self._maps(self.width_conv(width_in)) + math.log(self.init_width)
         return self._maps(self.final(x))
 
     def forward(self, feats) -> HeadOutput:
@@ -156,8 +190,13 @@ class SamplingArgmaxHead(HeatmapHead):
         return None
 
     def loss(self, feats_or_output, target, target_weight=None) -> Dict[str, torch.Tensor]:
+        """``loss_kpt``, the samples' coordinate loss; with ``width_loss="nll"`` also
+        ``loss_width``, the targets' mean negative log-likelihood (nats, normalised units)
+        over the labelled keypoints, which trains the width alone."""
         output = self._output(feats_or_output)
         self._check_target(output, target, target_weight)
+        width = self.basis_width(output)
+        nll = self.width_loss == "nll"
         samples = sampling_argmax(
             output.logits * self.beta if self.beta != 1.0 else output.logits,
             self.tau,
@@ -168,12 +207,27 @@ class SamplingArgmaxHead(HeatmapHead):
             generator=self.generator,
             clip_integral=self.clip_integral,
             chunk_size=self.chunk_size,
-            basis_width=self.basis_width(output),
+            basis_width=width.detach() if nll else width,
         )
         offset = self.grid_offset(output.logits)  # the samples live on the decoding grid too
         if offset is not None:
             samples = samples + offset
-        return {"loss_kpt": self.coordinate_loss(samples, target, target_weight)}
+        losses = {"loss_kpt": self.coordinate_loss(samples, target, target_weight)}
+        if nll:
+            log_p = mixture_log_likelihood(
+                output.heatmaps.detach(),
+                target.detach() - offset if offset is not None else target.detach(),
+                self.basis,
+                width,
+                min_prob=self.MIN_BIN_PROB,
+            )
+            weight = torch.ones_like(log_p)
+            if target_weight is not None:  # (B, K), (B, K, 1) or (B, K, D) -> (B, K)
+                weight = target_weight.to(log_p).reshape(*log_p.shape, -1).mean(-1)
+            losses["loss_width"] = (
+                -self.width_loss_weight * (log_p * weight).sum() / weight.sum().clamp_min(1.0)
+            )
+        return losses
 
     def predictive_sigma(self, feats_or_output) -> torch.Tensor:
         """Per-axis standard deviation ``(B, K, D)`` (normalised) of the predictive mixture:

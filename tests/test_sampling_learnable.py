@@ -513,3 +513,80 @@ def test_onnx_export_with_learned_width(tmp_path, learn_width):
     assert want[2] is not None and float(want[2].std()) > 1e-4  # sigma varies
     for w, g in zip(want, got):
         assert float(np.abs(g - w.numpy()).max()) <= tx.TOL
+
+
+# -- the width's own objective: width_loss="nll" ---------------------------------------------------
+def _nll_head(basis="gaussian", learn_width="keypoint", **kw):
+    return test_heads.build(
+        "SamplingArgmaxHead", basis=basis, learn_width=learn_width, width_loss="nll", **kw
+    ).double()
+
+
+@pytest.mark.parametrize("learn_width", LEARNED)
+def test_nll_width_loss_trains_the_width_alone(learn_width):
+    """``loss_width`` reaches only the width's parameters, ``loss_kpt`` only the others (the
+    samples use the width detached); ``loss_width`` is the mean negative log-likelihood of the
+    labelled keypoints."""
+    torch.manual_seed(0)
+    head = _nll_head("triangular", learn_width).train()
+    feats = torch.randn(2, 16, 4, 3, dtype=DT)
+    target = torch.rand(2, 3, 2, dtype=DT) * 0.4 - 0.2
+    weight = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]], dtype=DT)
+    out = head(feats)
+    losses = head.loss(out, target, weight)
+    assert set(losses) == {"loss_kpt", "loss_width"}
+    log_p = head.log_likelihood(out, target)
+    expected = -(log_p * weight).sum() / weight.sum()
+    torch.testing.assert_close(losses["loss_width"], expected, rtol=1e-12, atol=1e-12)
+    owners = (("loss_kpt", lambda n: "width" not in n), ("loss_width", lambda n: "width" in n))
+    for key, owns in owners:
+        head.zero_grad()
+        losses = head.loss(head(feats), target, weight)
+        losses[key].backward()
+        for name, param in head.named_parameters():
+            moved = param.grad is not None and bool(param.grad.abs().sum() > 0)
+            assert moved == owns(name), (key, name)
+
+
+def test_nll_width_is_the_maximum_likelihood_width():
+    """One-hot maps and Gaussian residuals: the NLL-trained width of each keypoint is the
+    residuals' root mean square over both axes (the Gaussian MLE of a known centre), exactly
+    (to the optimiser's tolerance); trained through the samples it would shrink instead."""
+    gen = torch.Generator().manual_seed(0)
+    b, (h, w) = 50, (32, 24)
+    centre = [(12, 16), (8, 10), (15, 20)]  # (x, y) bin indices
+    logits = _one_hot_logits((1, 3, h, w), [(y, x) for x, y in centre]).expand(b, -1, -1, -1)
+    stds = torch.tensor([0.8, 1.7, 2.5], dtype=DT)
+    residual = torch.randn(b, 3, 2, generator=gen, dtype=DT) * stds[:, None]
+    index = torch.tensor(centre, dtype=DT) + residual
+    target = torch.stack([index_to_norm(index[..., 0], w), index_to_norm(index[..., 1], h)], -1)
+    out = HeadOutput(heatmap_expectation(spatial_softmax(logits)), heatmaps=spatial_softmax(logits),
+                     logits=logits)  # fmt: skip
+    head = _nll_head(generator=torch.Generator().manual_seed(1))
+    optimiser = torch.optim.LBFGS(
+        [head.log_width], lr=1, max_iter=100, tolerance_grad=1e-12, tolerance_change=1e-14,
+        line_search_fn="strong_wolfe",
+    )  # fmt: skip
+
+    def closure():
+        optimiser.zero_grad()
+        loss = head.loss(out, target)["loss_width"]
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    rms = residual.pow(2).mean(dim=(0, 2)).sqrt()
+    torch.testing.assert_close(head.log_width.exp().detach(), rms, rtol=1e-6, atol=0)
+    head.width_loss = "samples"  # the samples' L1 pulls every width towards 0
+    head.log_width.grad = None
+    head.loss(out, target)["loss_kpt"].backward()
+    assert (head.log_width.grad > 0).all()
+
+
+def test_nll_width_loss_errors():
+    with pytest.raises(ValueError, match="width_loss must be one of"):
+        test_heads.build("SamplingArgmaxHead", learn_width="keypoint", width_loss="mle")
+    with pytest.raises(ValueError, match="needs learn_width"):
+        test_heads.build("SamplingArgmaxHead", width_loss="nll")
+    with pytest.raises(ValueError, match="width_loss_weight"):
+        _nll_head(width_loss_weight=0.0)
