@@ -20,10 +20,10 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 # two heads train at a time; a heavy (heatmap) and a light head in each slot keep them even
-DEMO := $(addprefix configs/demo/,ipr_resnet10t_bf16-1xb16-10e_synthcoco-64x48.py \
-	regression-l1_resnet10t_bf16-1xb16-10e_synthcoco-64x48.py \
-	samplingargmax-triangular_resnet10t_bf16-1xb16-10e_synthcoco-64x48.py \
-	rle_resnet10t_bf16-1xb16-10e_synthcoco-64x48.py)
+DEMO := $(addprefix configs/demo/,ipr_resnet10t_bf16-1xb16-15e_synthcoco-64x48.py \
+	regression-l1_resnet10t_bf16-1xb16-15e_synthcoco-64x48.py \
+	samplingargmax-triangular_resnet10t_bf16-1xb16-15e_synthcoco-64x48.py \
+	rle_resnet10t_bf16-1xb16-15e_synthcoco-64x48.py)
 
 demo: $(STAMP)
 	$(PY) tools/compare.py $(DEMO) --work-root work_dirs/demo --jobs 2 --calibrate

@@ -208,7 +208,7 @@ def test_load_config_amp_selects_the_wrapper():
     assert cfg.optim_wrapper.dtype is None  # the device's default
     assert cfg.optim_wrapper.clip_grad.max_norm == 35.0  # the rest of the wrapper kept
     # the demo trains in bfloat16 by itself; --amp keeps its dtype, the override turns it off
-    demo = ROOT / "configs/demo/rle_resnet10t_bf16-1xb16-10e_synthcoco-64x48.py"
+    demo = ROOT / "configs/demo/rle_resnet10t_bf16-1xb16-15e_synthcoco-64x48.py"
     for amp in (False, True):
         cfg = load_config(demo, amp=amp)
         assert (cfg.optim_wrapper.type, cfg.optim_wrapper.dtype) == (

@@ -219,7 +219,7 @@ def test_the_synthetic_configs_calibrate_on_a_split_of_their_own():
     from mmengine.config import Config
 
     leaves = [
-        "configs/demo/rle_resnet10t_bf16-1xb16-10e_synthcoco-64x48.py",
+        "configs/demo/rle_resnet10t_bf16-1xb16-15e_synthcoco-64x48.py",
         "configs/benchmark/synthcoco/rle_resnet10t_1xb16-30e_synthcoco-64x48.py",
         "configs/synthcoco/ipr_resnet18_1xb32-20e_synthcoco-128x96.py",
         "configs/synthh36m/rle3d_resnet18_1xb32-20e_synthh36m-128x128.py",
