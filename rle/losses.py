@@ -67,6 +67,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rle._quadrature import graded_axis as _graded_axis
 from rle.flow import RealNVP
 
 __all__ = [
@@ -368,8 +369,8 @@ def residual_quantiles(
 
     ``{level: k}`` with ``P(|u_d| <= k) = level``, so ``mu +- k * sigma`` is the ``level``
     interval of each coordinate. The density (:func:`residual_log_density`) is integrated on
-    a ``grid_size``-square graded grid (:func:`_graded_axis`): its half-width is 4x the
-    99.9 % quantile of ``|z|`` over ``num_samples`` samples of the flow (fixed seed, so the
+    a ``grid_size``-square graded grid (:func:`rle._quadrature.graded_axis`): its half-width is
+    4x the 99.9 % quantile of ``|z|`` over ``num_samples`` samples of the flow (fixed seed, so the
     result is deterministic), and its spacing grows from 1/50 of their median ``|z|`` at 0,
     so a density whose peak is far narrower than its tails (a flow trained with its variance
     pinned grows such a spike) is resolved instead of falling inside one grid cell. The x and
@@ -416,27 +417,6 @@ def residual_quantiles(
     cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(absu))])
     cdf /= cdf[-1]
     return {lv: float(np.interp(lv, cdf, absu)) for lv in levels}
-
-
-def _graded_axis(half: float, spacing: float, size: int):
-    """``size`` (odd) nodes on ``[-half, half]``, symmetric with a node at 0, and their
-    trapezoid weights: ``x = c * sinh(t)`` for evenly spaced ``t``, so the spacing is about
-    ``spacing`` near 0 and grows geometrically outwards (relative spacing ``~ 2 asinh(half /
-    c) / size`` in the tails), ``c`` chosen so that the innermost step equals ``spacing``."""
-    size = size + 1 - size % 2
-    spacing = min(max(spacing, half * 1e-9), 2 * half / (size - 1))
-    # solve c * sinh(2 asinh(half / c) / (size - 1)) = spacing for c by bisection on log c
-    lo, hi = math.log(spacing) - 1, math.log(half) + 30
-    for _ in range(200):
-        c = math.exp((lo + hi) / 2)
-        step = c * math.sinh(2 * math.asinh(half / c) / (size - 1))
-        lo, hi = (math.log(c), hi) if step < spacing else (lo, math.log(c))
-    t = np.linspace(-1.0, 1.0, size) * math.asinh(half / c)
-    axis = c * np.sinh(t)
-    axis[size // 2] = 0.0
-    gaps = np.diff(axis)
-    weights = np.concatenate([[gaps[0] / 2], (gaps[1:] + gaps[:-1]) / 2, [gaps[-1] / 2]])
-    return axis, weights
 
 
 def flow_marginal_density(flow: nn.Module, grid: np.ndarray) -> np.ndarray:
