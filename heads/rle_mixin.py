@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from heads.base import HeadOutput
+from rle._quadrature import halving_panels
 from rle.losses import (
     VARIANTS,
     RLELoss,
@@ -37,19 +38,6 @@ from rle.losses import (
 __all__ = ["RLELossMixin", "residual_log_normaliser"]
 
 _REF_EPS = 1e-9  # the references' 1e-9 on sigma (rle.losses)
-
-
-def _quadrature(half: float, panels: int, per_panel: int):
-    """Nodes and weights ``(2 * panels * per_panel,)`` on ``[-half, half]``: Gauss-Legendre
-    panels whose widths halve towards 0 on each side. The split at 0 puts the Laplace Q term's
-    kink on a panel edge, and the narrow inner panels resolve the peak of a density much
-    narrower than ``half`` (which is sized to the flow's tails)."""
-    x, w = np.polynomial.legendre.leggauss(per_panel)
-    edges = np.concatenate([[0.0], half * 2.0 ** -np.arange(panels - 1, -1, -1, dtype=float)])
-    lo, hi = edges[:-1, None], edges[1:, None]
-    nodes = ((hi - lo) / 2 * x + (hi + lo) / 2).ravel()
-    weights = ((hi - lo) / 2 * w).ravel()
-    return np.concatenate([-nodes[::-1], nodes]), np.concatenate([weights[::-1], weights])
 
 
 def residual_log_normaliser(
@@ -64,7 +52,8 @@ def residual_log_normaliser(
     """``log Z``, ``Z = int exp(residual_log_density(u)) du`` over ``R^D``: the normaliser of
     the residual density the RLE loss implies (:func:`rle.losses.residual_log_density`).
 
-    Tensor-product quadrature (:func:`_quadrature`) on ``[-L, L]^D``, ``L`` 4x the 99.9 %
+    Tensor-product quadrature (:func:`rle._quadrature.halving_panels`) on ``[-L, L]^D``, ``L``
+    4x the 99.9 %
     quantile of ``|u|`` over ``num_samples`` flow samples (fixed seed: deterministic), as
     :func:`rle.losses.residual_quantiles` sizes its grid, with 6 to 14 (3-D: 8) halving panels
     per side so that the innermost is at most half the samples' median; within ~1e-4 of a
@@ -102,7 +91,7 @@ def residual_log_normaliser(
         # trained with its variance pinned can put its peak far inside a 6-panel inner panel
         ratio = half / max(float(absz.median()), half * 1e-9)
         panels = int(np.clip(math.ceil(math.log2(ratio)) + 2, 6, 14 if d == 2 else 8))
-        nodes, weights = _quadrature(half, panels, per_panel)
+        nodes, weights = halving_panels(half, panels, per_panel)
         mesh = np.meshgrid(*[nodes] * d, indexing="ij")
         log_w = sum(np.log(w) for w in np.meshgrid(*[weights] * d, indexing="ij")).ravel()
         grid = torch.tensor(np.stack(mesh, -1).reshape(-1, d), dtype=torch.float32, device=device)

@@ -1,4 +1,7 @@
-"""Quadrature grids for the densities the RLE loss implies (:mod:`rle.losses`)."""
+"""Quadrature rules for the densities the RLE loss implies: the graded axis of
+:func:`rle.losses.residual_quantiles` and the halving panels of
+:func:`heads.rle_mixin.residual_log_normaliser`, both resolving a peak far narrower than the
+tails they are sized to."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import math
 
 import numpy as np
 
-__all__ = ["graded_axis"]
+__all__ = ["graded_axis", "halving_panels"]
 
 
 def graded_axis(half: float, spacing: float, size: int):
@@ -28,3 +31,16 @@ def graded_axis(half: float, spacing: float, size: int):
     gaps = np.diff(axis)
     weights = np.concatenate([[gaps[0] / 2], (gaps[1:] + gaps[:-1]) / 2, [gaps[-1] / 2]])
     return axis, weights
+
+
+def halving_panels(half: float, panels: int, per_panel: int):
+    """Nodes and weights ``(2 * panels * per_panel,)`` on ``[-half, half]``: Gauss-Legendre
+    panels whose widths halve towards 0 on each side. The split at 0 puts the Laplace Q term's
+    kink on a panel edge, and the narrow inner panels resolve the peak of a density much
+    narrower than ``half`` (which is sized to the flow's tails)."""
+    x, w = np.polynomial.legendre.leggauss(per_panel)
+    edges = np.concatenate([[0.0], half * 2.0 ** -np.arange(panels - 1, -1, -1, dtype=float)])
+    lo, hi = edges[:-1, None], edges[1:, None]
+    nodes = ((hi - lo) / 2 * x + (hi + lo) / 2).ravel()
+    weights = ((hi - lo) / 2 * w).ravel()
+    return np.concatenate([-nodes[::-1], nodes]), np.concatenate([weights[::-1], weights])
