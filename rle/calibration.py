@@ -1,4 +1,4 @@
-"""Post-hoc calibration of predicted keypoint intervals: one multiplicative sigma scale.
+"""Post-hoc calibration of predicted keypoint intervals: a sigma scale, or one per level.
 
 A head with sigma states a level interval ``mu +- k(level) * sigma`` per coordinate, ``k`` from
 its own residual density (``head.interval_scale(levels)``). On unseen images these intervals
@@ -21,15 +21,22 @@ quantile, linear interpolation). One ``c`` must serve all levels, so it minimise
   fits every level, and the log mean compromises evenly instead of favouring the levels where
   coverage happens to be most sensitive.
 
+Shape-aware calibration (``method="levels"``). When the head's density has the wrong shape
+(a heatmap's second moment under a Gaussian quantile, for instance, on residuals with heavy
+tails) the geometric mean over-covers some levels and under-covers others. ``"levels"`` keeps
+every ``c_l``: the level-``l`` interval is ``mu +- c_l * k(l) * sigma``, which is split conformal
+prediction with the normalised residual ``|u|`` as the score, so on held-out data from the
+same distribution each fitted level is nominal up to sampling error, whatever the head's
+shape. Between fitted levels ``log c`` is interpolated linearly in the level, outside their
+range the nearest end is held. sigma itself (``apply(sigma)``, what the NLL and the
+visualised scale use) is scaled by the same geometric mean as ``"scale"``.
+
 Keypoints with fewer than ``min_count`` labelled samples (too few for their tail quantiles)
 use the global fit. Coverage is counted per coordinate, pooled over labelled keypoints and
 axes, as :func:`rle.evaluation.functional.interval_coverage` (which this module calls).
 
-A :class:`Calibration` converts to plain builtins (:meth:`Calibration.to_dict`), so it can sit
-in a checkpoint's ``meta["rle_pose"]["calibration"]`` (read by the restricted unpickler) or in
-a JSON side file (:func:`save_calibration`, :func:`load_calibration`) next to the checkpoint,
-``CKPT.calibration.json`` (:func:`calibration_path`); :func:`find_calibration` looks for both,
-the side file first (fitted after the checkpoint was written, it is the newer one).
+A :class:`Calibration` converts to plain builtins (:meth:`Calibration.to_dict`); where it is
+stored (a checkpoint's metadata or a JSON side file) is :mod:`rle.calibration_store`.
 Fitting a model on its calibration split is :mod:`rle.calibration_run`
 (:func:`~rle.calibration_run.calibrate_checkpoint`, ``tools/calibrate.py``).
 
@@ -38,12 +45,9 @@ Shape letters: N instances, K keypoints, D coordinate dims.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -51,28 +55,27 @@ import numpy as np
 from rle.evaluation.functional import interval_coverage, residual_quantile
 
 __all__ = [
+    "CALIBRATION_METHODS",
     "DEFAULT_LEVELS",
     "Calibration",
-    "calibration_from_checkpoint",
-    "calibration_path",
-    "check_calibration_keypoints",
-    "find_calibration",
     "fit_interval_calibration",
     "interval_coverage_at",
-    "load_calibration",
-    "resolve_calibration",
-    "save_calibration",
 ]
 
 DEFAULT_LEVELS = (0.5, 0.68, 0.8, 0.9, 0.95)
 FORMAT = "rle_pose.calibration"
 VERSION = 1
-METHOD = "geometric_mean_quantile_ratio"
+#: the ``method`` option and the name each is stored under (a reader refuses unknown names)
+CALIBRATION_METHODS = {
+    "scale": "geometric_mean_quantile_ratio",
+    "levels": "per_level_quantile_ratio",
+}
+_METHOD_OF_NAME = {name: method for method, name in CALIBRATION_METHODS.items()}
 
 IntervalScale = Union[Mapping, str]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Calibration:
     """A fitted interval calibration (:func:`fit_interval_calibration`).
 
@@ -87,7 +90,11 @@ class Calibration:
             ``min_count`` samples or a zero residual quantile (all False for a global fit).
         min_count: the threshold used.
         coverage_before: ``{level: coverage}`` on the calibration data, ``c = 1``.
-        coverage_after: the same with the fitted scales.
+        coverage_after: the same with the fitted intervals.
+        method: ``"scale"`` (one ``c`` for every level) or ``"levels"`` (``c_l`` per level).
+        level_scales: ``"levels"`` only: ``c_l`` aligned with ``levels``, K tuples
+            (``per_keypoint``, fallback keypoints holding the global ones) or one tuple.
+        global_level_scales: ``"levels"`` only: the pooled ``c_l`` (the fallback).
     """
 
     scales: Union[float, Tuple[float, ...]]
@@ -100,6 +107,9 @@ class Calibration:
     min_count: int
     coverage_before: Dict[float, float]
     coverage_after: Dict[float, float]
+    method: str = "scale"
+    level_scales: Optional[Tuple] = None
+    global_level_scales: Optional[Tuple[float, ...]] = None
 
     @property
     def interval_scale(self) -> Dict[float, float]:
@@ -111,12 +121,35 @@ class Calibration:
         """K of the calibration data."""
         return len(self.count)
 
-    def apply(self, sigma):
-        """``sigma * c``: the calibrated sigma.
+    def factor(self, level: Optional[float] = None):
+        """The factor on sigma: ``c`` (``level=None``, or any level for ``"scale"``) or, for
+        ``"levels"``, ``c(level)`` interpolated between the fitted levels (module docstring).
+
+        Returns:
+            a float (global) or ``(K,)`` float64.
+        """
+        if level is None or self.method == "scale":
+            if self.per_keypoint:
+                return np.asarray(self.scales, dtype=np.float64)
+            return float(self.scales)
+        level = float(level)
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        order = np.argsort(self.levels)
+        levels = np.asarray(self.levels)[order]
+        log_c = np.log(np.asarray(self.level_scales, dtype=np.float64))[..., order]
+        if not self.per_keypoint:
+            return float(np.exp(np.interp(level, levels, log_c)))
+        return np.exp([np.interp(level, levels, row) for row in log_c])
+
+    def apply(self, sigma, level: Optional[float] = None):
+        """``sigma * c``: the calibrated sigma (``level=None``), or the sigma whose
+        ``k(level)`` interval is the calibrated ``level`` interval (:meth:`factor`).
 
         Args:
             sigma: ``(..., K, D)`` (e.g. ``(N, K, D)``), a numpy array or a torch tensor
                 (kept a tensor, on its device and dtype); any shape for a global scale.
+            level: an interval level in (0, 1), or None.
 
         Returns:
             the scaled sigma, float64 for numpy input.
@@ -124,24 +157,25 @@ class Calibration:
         is_tensor = hasattr(sigma, "new_tensor")  # torch, without importing it here
         if not is_tensor:
             sigma = np.asarray(sigma, dtype=np.float64)
+        c = self.factor(level)
         if not self.per_keypoint:
-            return sigma * float(self.scales)
+            return sigma * c
         k = len(self.scales)
         if sigma.ndim < 2 or sigma.shape[-2] != k:
             raise ValueError(
                 f"sigma must have shape (..., K, D) with K = {k}, got {tuple(sigma.shape)}"
             )
-        c = np.asarray(self.scales, dtype=np.float64)[:, None]  # (K, 1): broadcast over D
+        c = c[:, None]  # (K, 1): broadcast over D
         return sigma * (sigma.new_tensor(c) if is_tensor else c)
 
     def to_dict(self) -> dict:
         """Plain builtins (str, bool, int, float, lists): JSON and restricted-pickle safe.
         Per-level values are lists aligned with ``levels`` (JSON keys would be strings)."""
         scales = [float(c) for c in self.scales] if self.per_keypoint else float(self.scales)
-        return {
+        out = {
             "format": FORMAT,
             "version": VERSION,
-            "method": METHOD,
+            "method": CALIBRATION_METHODS[self.method],
             "per_keypoint": bool(self.per_keypoint),
             "scales": scales,
             "global_scale": float(self.global_scale),
@@ -153,6 +187,12 @@ class Calibration:
             "coverage_before": [float(self.coverage_before[lv]) for lv in self.levels],
             "coverage_after": [float(self.coverage_after[lv]) for lv in self.levels],
         }
+        if self.method == "levels":
+            rows = self.level_scales if self.per_keypoint else (self.level_scales,)
+            listed = [[float(c) for c in row] for row in rows]
+            out["level_scales"] = listed if self.per_keypoint else listed[0]
+            out["global_level_scales"] = [float(c) for c in self.global_level_scales]
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "calibration") -> Calibration:
@@ -170,8 +210,12 @@ class Calibration:
                 f"{source}: 'version' must be {VERSION} (this rle-pose reads only that), "
                 f"got {data.get('version')!r}"
             )
-        if data.get("method", METHOD) != METHOD:
-            raise ValueError(f"{source}: 'method' must be {METHOD!r}, got {data['method']!r}")
+        name = data.get("method", CALIBRATION_METHODS["scale"])
+        if name not in _METHOD_OF_NAME:
+            raise ValueError(
+                f"{source}: 'method' must be one of {sorted(_METHOD_OF_NAME)}, got {name!r}"
+            )
+        method = _METHOD_OF_NAME[name]
         per_keypoint = _get(data, "per_keypoint", source)
         if not isinstance(per_keypoint, bool):
             raise ValueError(f"{source}: 'per_keypoint' must be a bool, got {per_keypoint!r}")
@@ -206,6 +250,26 @@ class Calibration:
             _numbers(data, key, source, lambda v: 0 <= v <= 1, "in [0, 1]", n_levels)
             for key in ("coverage_before", "coverage_after")
         ]
+        level_scales = global_level_scales = None
+        if method == "levels":
+            global_level_scales = tuple(
+                _numbers(data, "global_level_scales", source, _positive, "positive", n_levels)
+            )
+            rows = _get(data, "level_scales", source)
+            if per_keypoint:
+                if not isinstance(rows, list) or len(rows) != k:
+                    raise ValueError(
+                        f"{source}: 'level_scales' must be {k} lists of {n_levels} numbers"
+                    )
+                level_scales = tuple(
+                    tuple(_numbers({f"level_scales[{j}]": r}, f"level_scales[{j}]", source,
+                                   _positive, "positive", n_levels))
+                    for j, r in enumerate(rows)
+                )  # fmt: skip
+            else:
+                level_scales = tuple(
+                    _numbers(data, "level_scales", source, _positive, "positive", n_levels)
+                )
         return cls(
             scales=scales,
             global_scale=float(global_scale),
@@ -217,6 +281,9 @@ class Calibration:
             min_count=int(min_count),
             coverage_before=dict(zip(levels, covered[0])),
             coverage_after=dict(zip(levels, covered[1])),
+            method=method,
+            level_scales=level_scales,
+            global_level_scales=global_level_scales,
         )
 
 
@@ -346,7 +413,8 @@ def interval_coverage_at(
         mask: ``(N, K)`` labelled keypoints (``None``: all).
         interval_scale: ``{level: k}`` (``head.interval_scale(levels)``) or a distribution
             name of :func:`~rle.evaluation.functional.residual_quantile`.
-        scales: ``c``: ``None`` (1), a number, ``(K,)`` or a :class:`Calibration`.
+        scales: ``c``: ``None`` (1), a number, ``(K,)`` or a :class:`Calibration` (its
+            factor at each level, :meth:`Calibration.factor`).
         levels: the levels to report (default: the keys of ``interval_scale``, or
             :data:`DEFAULT_LEVELS` for a name).
 
@@ -355,21 +423,31 @@ def interval_coverage_at(
     """
     u, mask = _check_residuals(residuals, mask)
     levels, k = _check_interval_scale(interval_scale, levels)
-    c = _scales_array(scales, u.shape[1])
-    sigma = np.broadcast_to(c[None, :, None], u.shape)
-    return interval_coverage(
-        u, np.zeros_like(u), sigma, mask, levels=levels, quantiles=dict(zip(levels, k))
-    )
+    out = {}
+    for level, k_l in zip(levels, k):
+        c = _scales_array(
+            scales.factor(level) if isinstance(scales, Calibration) else scales, u.shape[1]
+        )
+        sigma = np.broadcast_to(c[None, :, None], u.shape)
+        out.update(
+            interval_coverage(u, np.zeros_like(u), sigma, mask, levels=[level],
+                              quantiles={level: k_l})
+        )  # fmt: skip
+    return out
 
 
-def _fit_scale(abs_u: np.ndarray, levels: Tuple[float, ...], k: Tuple[float, ...]):
-    """The geometric mean over levels of ``Q_l(|u|) / k(l)``, or None if a quantile is 0."""
+def _fit_level_scales(abs_u: np.ndarray, levels: Tuple[float, ...], k: Tuple[float, ...]):
+    """``Q_l(|u|) / k(l)`` per level, or None if a quantile is 0."""
     q = np.quantile(abs_u, levels)
     if not np.all(q > 0):
         # more than a level's share of exact zeros: no positive scale reaches that level from
         # above, and log 0 would give c = 0
         return None
-    return float(np.exp(np.mean(np.log(q / np.asarray(k)))))
+    return q / np.asarray(k)
+
+
+def _geometric_mean(c: np.ndarray) -> float:
+    return float(np.exp(np.mean(np.log(c))))
 
 
 def fit_interval_calibration(
@@ -379,11 +457,13 @@ def fit_interval_calibration(
     levels: Sequence[float] = DEFAULT_LEVELS,
     per_keypoint: bool = True,
     min_count: int = 50,
+    method: str = "scale",
 ) -> Calibration:
     """Fit the sigma factor ``c`` that makes ``mu +- c * k(level) * sigma`` nominal.
 
-    ``c = exp(mean_l log(Q_l(|u|) / k(l)))`` over the labelled coordinates of a keypoint
-    (module docstring: why this rule).
+    ``c_l = Q_l(|u|) / k(l)`` over the labelled coordinates of a keypoint; ``"scale"`` keeps
+    their geometric mean ``c`` for every level, ``"levels"`` keeps each ``c_l`` (and ``c`` as
+    the scale of sigma) (module docstring: why these rules).
 
     Args:
         residuals: ``(N, K, D)`` normalised residuals ``u = (pred - gt) / sigma`` on a
@@ -396,6 +476,7 @@ def fit_interval_calibration(
         min_count: labelled samples a keypoint needs for its own ``c``; below, it takes the
             global one. The default 50 (100 coordinates in 2-D) leaves about 5 above the 95 %
             quantile, which puts a Gaussian keypoint's ``c`` within roughly 10 %.
+        method: ``"scale"`` or ``"levels"`` (:data:`CALIBRATION_METHODS`).
 
     Returns:
         :class:`Calibration` (coverage before and after on this data).
@@ -410,11 +491,13 @@ def fit_interval_calibration(
         raise TypeError(f"per_keypoint must be a bool, got {type(per_keypoint).__name__}")
     if not (_is_int(min_count) and min_count >= 1):
         raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"method must be one of {sorted(CALIBRATION_METHODS)}, got {method!r}")
     count = mask.sum(0)
     if count.sum() == 0:
         raise ValueError("mask has no labelled keypoint: nothing to calibrate on")
-    global_scale = _fit_scale(u[mask].ravel(), levels, k)
-    if global_scale is None:
+    global_levels = _fit_level_scales(u[mask].ravel(), levels, k)
+    if global_levels is None:
         raise ValueError(
             f"residuals: a quantile of |u| at levels {levels} is 0 over all labelled "
             "coordinates (mostly exact zeros), no positive scale fits"
@@ -422,18 +505,30 @@ def fit_interval_calibration(
     num_kpts = u.shape[1]
     fallback = [False] * num_kpts
     if per_keypoint:
-        scales = []
+        rows = []
         for j in range(num_kpts):
-            c = _fit_scale(u[mask[:, j], j].ravel(), levels, k) if count[j] >= min_count else None
+            c = (
+                _fit_level_scales(u[mask[:, j], j].ravel(), levels, k)
+                if count[j] >= min_count
+                else None
+            )
             fallback[j] = c is None
-            scales.append(global_scale if c is None else c)
-        scales = tuple(scales)
+            rows.append(global_levels if c is None else c)
+        scales = tuple(_geometric_mean(c) for c in rows)
+        level_scales = tuple(tuple(float(v) for v in c) for c in rows)
     else:
-        scales = global_scale
+        scales = _geometric_mean(global_levels)
+        level_scales = tuple(float(v) for v in global_levels)
     interval = dict(zip(levels, k))
-    return Calibration(
+    by_level = method == "levels"
+    fitted = dict(
+        method=method,
+        level_scales=level_scales if by_level else None,
+        global_level_scales=tuple(float(v) for v in global_levels) if by_level else None,
+    )
+    calibration = Calibration(
         scales=scales,
-        global_scale=global_scale,
+        global_scale=_geometric_mean(global_levels),
         levels=levels,
         quantiles=k,
         per_keypoint=per_keypoint,
@@ -441,142 +536,8 @@ def fit_interval_calibration(
         fallback=tuple(fallback),
         min_count=int(min_count),
         coverage_before=interval_coverage_at(u, mask, interval),
-        coverage_after=interval_coverage_at(u, mask, interval, scales),
+        coverage_after={},
+        **fitted,
     )
-
-
-# -- storage -------------------------------------------------------------------------------------
-def save_calibration(calibration: Calibration, path) -> Path:
-    """Write ``calibration`` as a JSON side file (atomically: a crash leaves the old file).
-
-    Returns:
-        the path written.
-    """
-    if not isinstance(calibration, Calibration):
-        raise TypeError(f"calibration must be a Calibration, got {type(calibration).__name__}")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(calibration.to_dict(), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def load_calibration(path) -> Calibration:
-    """Read a JSON side file of :func:`save_calibration`.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: naming the file: not JSON, or not a valid calibration.
-    """
-    path = Path(path)
-    text = path.read_text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not a calibration file (invalid JSON: {err})") from None
-    return Calibration.from_dict(data, source=str(path))
-
-
-def calibration_from_checkpoint(
-    checkpoint: Mapping, source: str = "checkpoint"
-) -> Optional[Calibration]:
-    """The :class:`Calibration` in ``checkpoint["meta"]["rle_pose"]["calibration"]``, or None
-    when the checkpoint carries none.
-
-    Raises:
-        TypeError: ``checkpoint`` is not a dict.
-        ValueError: naming ``source``: the stored calibration is malformed.
-    """
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError(f"checkpoint must be a dict, got {type(checkpoint).__name__}")
-    meta = checkpoint.get("meta")
-    info = meta.get("rle_pose") if isinstance(meta, Mapping) else None
-    data = info.get("calibration") if isinstance(info, Mapping) else None
-    if data is None:
-        return None
-    return Calibration.from_dict(data, source=f"{source}: meta['rle_pose']['calibration']")
-
-
-def calibration_path(checkpoint) -> Path:
-    """The side file of a checkpoint: ``CKPT.calibration.json`` beside ``CKPT``."""
-    path = Path(checkpoint)
-    return path.with_name(path.name + ".calibration.json")
-
-
-def find_calibration(
-    checkpoint_path, checkpoint: Optional[Mapping] = None
-) -> Optional[Calibration]:
-    """The calibration of a checkpoint: its side file (:func:`calibration_path`) if there is
-    one, else ``meta["rle_pose"]["calibration"]`` of the loaded ``checkpoint`` dict, else None.
-
-    Raises:
-        ValueError: naming the file: a side file or stored calibration that is malformed.
-    """
-    side = calibration_path(checkpoint_path)
-    if side.is_file():
-        return load_calibration(side)
-    if checkpoint is None:
-        return None
-    return calibration_from_checkpoint(checkpoint, source=str(checkpoint_path))
-
-
-def check_calibration_keypoints(
-    calibration: Any, num_keypoints: int, source: str = "calibration"
-) -> Calibration:
-    """``calibration`` if it is a :class:`Calibration` fitted on ``num_keypoints`` keypoints.
-
-    Raises:
-        TypeError: not a :class:`Calibration`.
-        ValueError: naming ``source``: fitted on another number of keypoints.
-    """
-    if not isinstance(calibration, Calibration):
-        raise TypeError(
-            f"{source}: expected a rle.calibration.Calibration, got {type(calibration).__name__}"
-        )
-    if calibration.num_keypoints != num_keypoints:
-        raise ValueError(
-            f"{source}: fitted on {calibration.num_keypoints} keypoints, the model has "
-            f"{num_keypoints}"
-        )
-    return calibration
-
-
-def resolve_calibration(
-    calibration: Any, checkpoint_path=None, checkpoint: Optional[Mapping] = None,
-    num_keypoints: Optional[int] = None,
-) -> Optional[Calibration]:  # fmt: skip
-    """What ``calibration`` names, checked against ``num_keypoints`` (when given).
-
-    Args:
-        calibration: ``"auto"``: :func:`find_calibration` of ``checkpoint_path`` (None without
-            a checkpoint or a calibration); ``None``: none; a path: :func:`load_calibration`;
-            a :class:`Calibration`: itself.
-        checkpoint_path, checkpoint: the checkpoint file and its loaded dict (for ``"auto"``).
-
-    Raises:
-        TypeError: ``calibration`` of another type.
-        ValueError: a malformed calibration, or one of another number of keypoints (naming
-            where it came from).
-    """
-    if calibration is None:
-        return None
-    if isinstance(calibration, str) and calibration == "auto":
-        if checkpoint_path is None:
-            return None
-        source = f"{checkpoint_path} (its calibration)"
-        calibration = find_calibration(checkpoint_path, checkpoint)
-        if calibration is None:
-            return None
-    elif isinstance(calibration, (str, os.PathLike)):
-        source = os.fspath(calibration)
-        calibration = load_calibration(calibration)
-    elif isinstance(calibration, Calibration):
-        source = "calibration"
-    else:
-        raise TypeError(
-            "calibration must be 'auto', None, a calibration JSON file or a Calibration, got "
-            f"{type(calibration).__name__}"
-        )
-    if num_keypoints is None:
-        return calibration
-    return check_calibration_keypoints(calibration, num_keypoints, source)
+    after = interval_coverage_at(u, mask, interval, calibration)
+    return dataclasses.replace(calibration, coverage_after=after)

@@ -32,13 +32,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from rle.calibration import (
-    DEFAULT_LEVELS,
-    Calibration,
-    calibration_path,
-    fit_interval_calibration,
-    save_calibration,
-)
+from rle.calibration import DEFAULT_LEVELS, Calibration, fit_interval_calibration
+from rle.calibration_store import calibration_path, save_calibration
 
 __all__ = [
     "calibrate_checkpoint",
@@ -161,6 +156,7 @@ def fit_records(
     levels: Sequence[float] = DEFAULT_LEVELS,
     per_keypoint: bool = True,
     min_count: int = 50,
+    method: str = "scale",
 ) -> Calibration:
     """:func:`rle.calibration.fit_interval_calibration` on the residuals of ``records``.
 
@@ -172,7 +168,9 @@ def fit_records(
     if not records or records[0].get("pred_sigma") is None:
         raise ValueError("the calibration records have no pred_sigma: the head predicts none")
     u, mask = records_residuals(records)
-    return fit_interval_calibration(u, mask, interval_scale, levels, per_keypoint, min_count)
+    return fit_interval_calibration(
+        u, mask, interval_scale, levels, per_keypoint, min_count, method=method
+    )
 
 
 def calibrate_model(
@@ -182,6 +180,7 @@ def calibrate_model(
     per_keypoint: bool = True,
     min_count: int = 50,
     max_instances: Optional[int] = None,
+    method: str = "scale",
 ) -> Calibration:
     """Fit ``model``'s calibration on ``cfg``'s calibration split (module docstring).
 
@@ -197,7 +196,7 @@ def calibrate_model(
             "(interval_scale is None): it has no predictive density to calibrate"
         )
     records = calibration_records(model, cfg, max_instances)
-    return fit_records(records, scale, levels, per_keypoint, min_count)
+    return fit_records(records, scale, levels, per_keypoint, min_count, method)
 
 
 def calibrate_checkpoint(
@@ -212,6 +211,7 @@ def calibrate_checkpoint(
     device: str = "cpu",
     cfg_options: Optional[dict] = None,
     unsafe_load: bool = False,
+    method: str = "scale",
 ) -> Calibration:
     """Fit and save the interval calibration of a trained model.
 
@@ -220,7 +220,7 @@ def calibrate_checkpoint(
         checkpoint: the checkpoint file (loaded with the restricted unpickler unless
             ``unsafe_load``); it is not modified.
         out: the JSON file to write; default ``CKPT.calibration.json`` beside the checkpoint
-            (:func:`rle.calibration.calibration_path`, where :func:`rle.apis.init_model`
+            (:func:`rle.calibration_store.calibration_path`, where :func:`rle.apis.init_model`
             looks). ``False``: write nothing.
         per_keypoint: one factor per keypoint (keypoints with fewer than ``min_count``
             labelled samples take the global one), else one global factor.
@@ -230,6 +230,8 @@ def calibrate_checkpoint(
         device: where the model runs.
         cfg_options: ``{"dotted.key": value}`` overrides (e.g. the split's size).
         unsafe_load: plain ``torch.load`` for the checkpoint (trusted files only).
+        method: ``"scale"`` (one factor for every level) or ``"levels"`` (one per level:
+            nominal at each fitted level whatever the head's shape; :mod:`rle.calibration`).
 
     Returns:
         the :class:`rle.calibration.Calibration` (coverage before and after on the split).
@@ -239,7 +241,7 @@ def calibrate_checkpoint(
     model = init_model(config, checkpoint, device, unsafe_load=unsafe_load,
                        cfg_options=cfg_options, calibration=None)  # fmt: skip
     calibration = calibrate_model(model, model.cfg, levels, per_keypoint, min_count,
-                                  max_instances)  # fmt: skip
+                                  max_instances, method)  # fmt: skip
     if out is not False:
         save_calibration(calibration, Path(out) if out else calibration_path(checkpoint))
     return calibration

@@ -15,9 +15,11 @@ from scipy.integrate import quad
 from rle.calibration import (
     DEFAULT_LEVELS,
     Calibration,
-    calibration_from_checkpoint,
     fit_interval_calibration,
     interval_coverage_at,
+)
+from rle.calibration_store import (
+    calibration_from_checkpoint,
     load_calibration,
     save_calibration,
 )
@@ -267,6 +269,72 @@ def test_per_keypoint_versus_global():
     assert glob.coverage_after[0.5] > 0.5 and glob.coverage_after[0.95] < 0.95
 
 
+# -- calibration per level (method="levels") -----------------------------------------------------
+def test_fit_levels_exact():
+    # the data of the geometric-mean test: kp 0 |u| = 1, 2, 3, 4 (Q_.5 = 2.5, Q_.75 = 3.25),
+    # kp 1 |u| = 1, 1; pooled Q_.5 = 1.5, Q_.75 = 2.75
+    u = np.array([[[1.0, -2.0], [1.0, -1.0]], [[3.0, -4.0], [np.nan, np.nan]]])
+    mask = np.array([[True, True], [True, False]])
+    k = {0.5: 1.25, 0.75: 0.40625}
+    cal = fit_interval_calibration(u, mask, k, levels=(0.5, 0.75), min_count=1, method="levels")
+    assert cal.method == "levels"
+    assert cal.level_scales == ((2.0, 8.0), (0.8, pytest.approx(1 / 0.40625, rel=1e-14)))
+    assert cal.global_level_scales == (1.2, pytest.approx(2.75 / 0.40625, rel=1e-14))
+    # sigma's own factor is the geometric mean, the same as the "scale" method's
+    scale = fit_interval_calibration(u, mask, k, levels=(0.5, 0.75), min_count=1)
+    assert cal.scales == scale.scales and cal.global_scale == scale.global_scale
+    np.testing.assert_array_equal(cal.apply(np.ones((1, 2, 2))), scale.apply(np.ones((1, 2, 2))))
+    # per level: bounds 2.5 and 3.25 for kp 0 (2 and 3 of 4 inside), 1 and 1 for kp 1 (2 of 2)
+    assert cal.coverage_after == {0.5: pytest.approx(4 / 6), 0.75: pytest.approx(5 / 6)}
+    # log c is linear in the level between fitted levels, held outside
+    np.testing.assert_allclose(cal.factor(0.5), [2.0, 0.8], rtol=1e-14)
+    np.testing.assert_allclose(cal.factor(0.625), [4.0, math.sqrt(0.8 / 0.40625)], rtol=1e-12)
+    t = (0.55 - 0.5) / (0.75 - 0.5)
+    want = [2.0 * (8.0 / 2.0) ** t, 0.8 * (1 / 0.40625 / 0.8) ** t]
+    np.testing.assert_allclose(cal.factor(0.55), want, rtol=1e-12)
+    np.testing.assert_allclose(cal.factor(0.1), cal.factor(0.5), rtol=0)
+    np.testing.assert_allclose(cal.factor(0.99), cal.factor(0.75), rtol=0)
+    np.testing.assert_allclose(cal.factor(), cal.scales, rtol=0)
+    sigma = np.full((3, 2, 2), 0.5)
+    np.testing.assert_allclose(cal.apply(sigma, 0.75), 0.5 * np.array([8.0, 1 / 0.40625])[:, None]
+                               * np.ones((3, 2, 2)), rtol=1e-14)  # fmt: skip
+    assert interval_coverage_at(u, mask, k, cal) == cal.coverage_after
+    glob = fit_interval_calibration(u, mask, k, levels=(0.5, 0.75), per_keypoint=False,
+                                    method="levels")  # fmt: skip
+    assert glob.level_scales == glob.global_level_scales and glob.factor(0.5) == 1.2
+    assert glob.coverage_after == {0.5: 0.5, 0.75: pytest.approx(4 / 6)}
+    with pytest.raises(ValueError, match="method must be one of"):
+        fit_interval_calibration(u, mask, k, levels=(0.5,), method="conformal")
+    with pytest.raises(ValueError, match=r"level must be in \(0, 1\)"):
+        cal.factor(1.0)
+
+
+def _student_t(n: int, seed: int, df: float = 3.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_t(df, size=(n, 4, 2)) * TRUE_SCALES[None, :, None]
+
+
+def test_levels_are_nominal_on_a_held_out_draw_where_one_scale_cannot_be():
+    # a head that claims a Gaussian on Student-t(3) residuals: the shape is wrong, so one
+    # factor per keypoint compromises between levels while one per level is nominal at each
+    k = {lv: residual_quantile(lv, "gaussian") for lv in DEFAULT_LEVELS}
+    fit_u = _student_t(20000, 7)
+    scale = fit_interval_calibration(fit_u, None, k)
+    levels = fit_interval_calibration(fit_u, None, k, method="levels")
+    held_out = _student_t(5000, 8)
+    n = held_out.size  # labelled coordinates
+    by_scale = interval_coverage_at(held_out, None, k, scale)
+    by_level = interval_coverage_at(held_out, None, k, levels)
+    for lv in DEFAULT_LEVELS:
+        assert abs(by_level[lv] - lv) <= 3 * math.sqrt(lv * (1 - lv) / n), (lv, by_level[lv])
+    assert max(abs(by_scale[lv] - lv) for lv in DEFAULT_LEVELS) > 0.03
+    assert by_scale[0.5] > 0.5 and by_scale[0.95] < 0.95  # tails heavier than claimed
+    # a right-shaped head: every level's factor recovers the known scale (2 %)
+    gauss = fit_interval_calibration(_draw("gaussian", 40000, 9), None, k, method="levels")
+    err = np.abs(np.asarray(gauss.level_scales) / TRUE_SCALES[:, None] - 1)
+    assert err.max() < 0.02, err
+
+
 def test_apply_broadcasts_over_numpy_and_torch():
     u = _draw("gaussian", 500, 4)
     cal = fit_interval_calibration(u, None, "gaussian")
@@ -322,10 +390,11 @@ def _plain(obj) -> bool:
     return type(obj) in (str, bool, int, float)
 
 
+@pytest.mark.parametrize("method", ["scale", "levels"])
 @pytest.mark.parametrize("per_keypoint", [True, False])
-def test_round_trips_dict_json_pickle_and_checkpoint(tmp_path, per_keypoint):
+def test_round_trips_dict_json_pickle_and_checkpoint(tmp_path, per_keypoint, method):
     cal = fit_interval_calibration(
-        _draw("laplace", 300, 5), None, "laplace", per_keypoint=per_keypoint
+        _draw("laplace", 300, 5), None, "laplace", per_keypoint=per_keypoint, method=method
     )
     data = cal.to_dict()
     assert _plain(data) and Calibration.from_dict(data) == cal
@@ -342,8 +411,9 @@ def test_round_trips_dict_json_pickle_and_checkpoint(tmp_path, per_keypoint):
     assert calibration_from_checkpoint({"state_dict": {}}) is None
 
 
-def _valid() -> dict:
-    return fit_interval_calibration(_draw("gaussian", 60, 6), None, "gaussian").to_dict()
+def _valid(method="scale") -> dict:
+    u = _draw("gaussian", 60, 6)
+    return fit_interval_calibration(u, None, "gaussian", method=method).to_dict()
 
 
 @pytest.mark.parametrize(
@@ -362,10 +432,15 @@ def _valid() -> dict:
         (lambda d: d.update(global_scale=float("nan")), "'global_scale' must be > 0"),
         (lambda d: d.update(min_count=0), "'min_count' must be"),
         (lambda d: d.update(coverage_after=[2.0] * 5), "'coverage_after' must be"),
+        (lambda d: d.update(method="isotonic"), "'method' must be one of"),
+        (lambda d: d.pop("level_scales"), "missing key 'level_scales'"),
+        (lambda d: d["level_scales"].pop(), "'level_scales' must be 4 lists of 5"),
+        (lambda d: d["level_scales"][2].append(1.0), r"'level_scales\[2\]' must be a list of 5"),
+        (lambda d: d.update(global_level_scales=[0.0] * 5), "'global_level_scales' must be"),
     ],
 )
 def test_malformed_calibration_file_is_refused(tmp_path, edit, match):
-    data = _valid()
+    data = _valid("levels" if "level" in match or "method" in match else "scale")
     edit(data)
     path = tmp_path / "cal.json"
     path.write_text(json.dumps(data))

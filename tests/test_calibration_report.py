@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from rle.calibration import (
-    Calibration,
+from rle.calibration import Calibration, fit_interval_calibration
+from rle.calibration_store import (
     calibration_path,
-    fit_interval_calibration,
     load_calibration,
     resolve_calibration,
     save_calibration,
@@ -154,6 +153,29 @@ def test_calibrated_coverage_of_records_is_nominal_on_a_held_out_draw():
         # the fit's own noise (400 x 3 x 2 coordinates) widens the band: 2 % is the budget
         assert abs(after[f"coverage@{int(lv * 100)}"] - lv) < binomial + 0.02, lv
     assert abs(before["coverage@68"] - 0.68) > 0.05  # miscalibrated before
+
+
+def test_records_coverage_of_a_per_level_calibration_is_its_residual_coverage():
+    from rle.calibration import interval_coverage_at
+    from rle.calibration_run import fit_records
+    from rle.evaluation.functional import residual_quantile
+
+    levels = (0.5, 0.68, 0.95)
+    scale = {lv: residual_quantile(lv, "gaussian") for lv in levels}
+    records = _gaussian_records(300, [0.02, 0.05, 0.01], [0.04] * 3, 2)
+    cal = fit_records(records, scale, levels, method="levels", min_count=10)
+    assert cal.method == "levels" and cal.level_scales[0] != cal.level_scales[1]
+    held = _gaussian_records(500, [0.02, 0.05, 0.01], [0.04] * 3, 3)
+    covered = records_interval_coverage(held, scale, calibration=cal)
+    u, mask = records_residuals(held)
+    at = interval_coverage_at(u, mask, scale, cal)
+    for lv in levels:
+        assert covered[f"coverage@{int(lv * 100)}"] == pytest.approx(at[lv], abs=1e-12)
+    # the reported sigma is c * sigma, the same for both methods
+    by_scale = fit_records(records, scale, levels, min_count=10)
+    assert covered["sigma_median"] == pytest.approx(
+        records_interval_coverage(held, scale, calibration=by_scale)["sigma_median"], rel=1e-12
+    )
 
 
 # -- the held-out calibration split ----------------------------------------------------------------
@@ -314,6 +336,18 @@ def test_calibrate_checkpoint_side_file_is_what_inference_applies(tiny_checkpoin
     (two,) = inference_topdown(model, image, box, interval_level=0.68, calibration=other)
     np.testing.assert_allclose(two.interval_axes, 2 * raw.interval_axes, rtol=1e-5)
     assert init_model(SYNTH_CONFIG, ckpt, cfg_options=options, calibration=None).calibration is None
+    # --method levels: the axes take the factor of the asked level, sigma the geometric mean
+    out = ckpt.with_name("levels.json")
+    per_level = tool.main([str(SYNTH_CONFIG), str(ckpt), "--min-count", "5", "--method",
+                           "levels", "--out", str(out), "--cfg-options", *opts])  # fmt: skip
+    assert load_calibration(out) == per_level and per_level.method == "levels"
+    (lv,) = inference_topdown(model, image, box, interval_level=0.68, calibration=per_level)
+    np.testing.assert_allclose(lv.interval_axes,
+                               raw.interval_axes * per_level.factor(0.68)[:, None], rtol=1e-5)
+    np.testing.assert_allclose(lv.keypoint_sigma,
+                               raw.keypoint_sigma * np.asarray(per_level.scales)[:, None],
+                               rtol=1e-5)  # fmt: skip
+    assert not np.allclose(per_level.factor(0.68), per_level.scales)  # a real difference
 
 
 def test_calibration_from_metadata_precedence_and_mismatch(tmp_path):
@@ -368,12 +402,14 @@ def test_compare_with_calibrate_reports_calibrated_coverage(tmp_path):
     assert row["status"] == "trained", row["status"]
     for lv in (50, 68, 95):
         assert 0 <= row[f"coverage@{lv}"] <= 1 and 0 <= row[f"coverage@{lv}_cal"] <= 1
+        assert 0 <= row[f"coverage@{lv}_cal_levels"] <= 1
     assert row["calibration"] == "per keypoint" and row["calibration_instances"] > 0
     work = tmp_path / "runs" / SYNTH_CONFIG.stem
-    assert load_calibration(row["calibration_file"]).num_keypoints == 17
+    saved = load_calibration(row["calibration_file"])
+    assert saved.num_keypoints == 17 and saved.method == "levels"
     assert Path(row["calibration_file"]).parent == work
     table = (tmp_path / "runs" / "report" / "report.md").read_text()
-    assert "cover@50 cal" in table and "cover@95 cal" in table
+    assert "cover@50 cal" in table and "cover@95 cal" in table and "cover@68 cal-lvl" in table
     records = load_predictions(str(work / "predictions.pkl"))
     has_density = records[0].get("pred_log_likelihood") is not None
     assert ("nll" in row) == has_density and ("NLL px" in table) == has_density
@@ -383,7 +419,7 @@ def test_compare_with_calibrate_reports_calibrated_coverage(tmp_path):
                     cfg_options={**options, "calib_dataloader": None}).rows[0]  # fmt: skip
     assert again["status"] == "cached" and again["coverage@68"] == row["coverage@68"]
     assert again["calibration"].startswith("failed: ValueError: the config has no calib_")
-    assert "coverage@68_cal" not in again
+    assert "coverage@68_cal" not in again and "coverage@68_cal_levels" not in again
     tool = _tool("compare")
     args = tool.parse_args(["x", "--calibrate", "--calib-instances", "100"])
     assert args.calibrate and args.calib_instances == 100

@@ -1,14 +1,16 @@
 """Fit a trained model's interval calibration on its config's calibration split.
 
-    python tools/calibrate.py CONFIG CHECKPOINT [--global] [--out FILE] [--levels 0.5 0.68 ...]
-        [--min-count 50] [--max-instances N] [--device cpu] [--cfg-options key=value ...]
-        [--unsafe-load]
+    python tools/calibrate.py CONFIG CHECKPOINT [--global] [--method scale|levels]
+        [--out FILE] [--levels 0.5 0.68 ...] [--min-count 50] [--max-instances N]
+        [--device cpu] [--cfg-options key=value ...] [--unsafe-load]
 
 Predicts the config's ``calib_dataloader`` (a split of its own, never val), fits one sigma
 factor per keypoint (``--global``: one for all) so that the head's intervals reach their
-nominal coverage, and writes ``CHECKPOINT.calibration.json`` (or ``--out``), which
-``rle.apis.init_model`` (and so ``tools/infer.py``) then applies. Prints the coverage on the
-split before and after. The logic is :func:`rle.calibration_run.calibrate_checkpoint`.
+nominal coverage (``--method levels``: one factor per level, nominal at each fitted level
+whatever the shape of the head's density), and writes ``CHECKPOINT.calibration.json`` (or
+``--out``), which ``rle.apis.init_model`` (and so ``tools/infer.py``) then applies. Prints
+the coverage on the split before and after. The logic is
+:func:`rle.calibration_run.calibrate_checkpoint`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ def parse_args(argv=None):
     parser.add_argument(
         "--global", dest="per_keypoint", action="store_false",
         help="one factor for every keypoint (default: one per keypoint)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--method", choices=("scale", "levels"), default="scale",
+        help="one factor for every level (default) or one per fitted level",
     )  # fmt: skip
     parser.add_argument("--out", help="calibration file (default: CHECKPOINT.calibration.json)")
     parser.add_argument("--levels", type=float, nargs="+", help="levels fitted, in (0, 1)")
@@ -52,15 +58,16 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from rle.calibration import DEFAULT_LEVELS, calibration_path
+    from rle.calibration import DEFAULT_LEVELS
     from rle.calibration_run import calibrate_checkpoint
+    from rle.calibration_store import calibration_path
 
     try:
         calibration = calibrate_checkpoint(
             args.config, args.checkpoint, args.out, args.per_keypoint,
             args.levels or DEFAULT_LEVELS, min_count=args.min_count,
             max_instances=args.max_instances, device=args.device,
-            cfg_options=args.cfg_options, unsafe_load=args.unsafe_load,
+            cfg_options=args.cfg_options, unsafe_load=args.unsafe_load, method=args.method,
         )  # fmt: skip
     except (ValueError, TypeError, FileNotFoundError) as err:
         raise SystemExit(f"calibrate: {err}") from None

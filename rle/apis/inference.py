@@ -85,8 +85,10 @@ class PoseResult:
             ``d`` of keypoint ``j`` under the head's learned density. The axis-aligned ellipse
             with these semi-axes touches the four interval ends; it is a picture of the two
             marginal intervals, not a joint ``interval_level`` region (the probability inside
-            it is lower). ``None`` for heads without a density (:meth:`heads.BaseHead
-            .interval_scale` is ``None``) or when no level was asked for.
+            it is lower). A per-level calibration (``method="levels"``) scales them by its
+            factor at ``interval_level`` instead of the sigma's. ``None`` for heads without a
+            density (:meth:`heads.BaseHead.interval_scale` is ``None``) or when no level was
+            asked for.
         keypoint_depth: ``(K,)`` float32 root-relative depth in mm (3-D heads), else ``None``.
     """
 
@@ -274,7 +276,7 @@ def init_model(
         device: where the model runs (``"cpu"``, ``"cuda:0"`` ...).
         unsafe_load: load the checkpoint with plain ``torch.load`` (trusted files only).
         cfg_options: ``{"dotted.key": value}`` overrides, as ``--cfg-options``.
-        calibration: ``"auto"``: the checkpoint's (:func:`rle.calibration.find_calibration`:
+        calibration: ``"auto"``: the checkpoint's (:func:`rle.calibration_store.find_calibration`:
             ``CKPT.calibration.json`` beside it, else its ``meta["rle_pose"]["calibration"]``),
             none without one; ``None``: none; a JSON file or a
             :class:`rle.calibration.Calibration`: that one.
@@ -331,7 +333,7 @@ def init_model(
     model.dataset_meta = _dataset_meta(ckpt, head.num_keypoints, head.num_dims, path)
     model.test_pipeline = pipeline
     model.cfg = cfg
-    from rle.calibration import resolve_calibration
+    from rle.calibration_store import resolve_calibration
 
     model.calibration = resolve_calibration(calibration, path, ckpt, head.num_keypoints)
     return model.to(device).eval()
@@ -445,12 +447,16 @@ def _results(samples, level: Optional[float], k: Optional[float], calibration) -
         sigma_px = axes = None
         if sigma is not None:
             crop = np.asarray(s.get("input_scale"), dtype=np.float64)  # crop box (w, h) in px
-            sigma = np.asarray(sigma, dtype=np.float64)
-            if calibration is not None:
-                sigma = calibration.apply(sigma)  # c_j * sigma: the calibrated density's scale
+            raw = np.asarray(sigma, dtype=np.float64)
+            # c_j * sigma: the calibrated density's scale; a per-level calibration also has a
+            # factor of its own at the asked level
+            sigma = raw if calibration is None else calibration.apply(raw)
             sigma_px = (sigma[:, :2] * crop).astype(np.float32)
             if k is not None:
-                axes = (k * sigma_px.astype(np.float64)).astype(np.float32)
+                level_px = sigma_px
+                if calibration is not None:
+                    level_px = (calibration.apply(raw, level)[:, :2] * crop).astype(np.float32)
+                axes = (k * level_px.astype(np.float64)).astype(np.float32)
         depth = s.get("pred_depth")
         out.append(
             PoseResult(
@@ -495,7 +501,8 @@ def inference_topdown(
         calibration: ``"model"``: ``model.calibration`` where the model has one
             (:func:`init_model`); ``None``: the head's own sigma, uncalibrated; a
             :class:`rle.calibration.Calibration`: that one. A calibration multiplies sigma,
-            and so the interval axes, of keypoint ``j`` by its factor ``c_j``.
+            and so the interval axes, of keypoint ``j`` by its factor ``c_j`` (a per-level
+            one the axes by its factor at ``interval_level``).
 
     Returns:
         one :class:`PoseResult` per box, in the boxes' order. The model's ``test_cfg`` applies
@@ -531,7 +538,7 @@ def inference_topdown(
     if isinstance(calibration, str) and calibration == "model":
         calibration = getattr(model, "calibration", None)
     if calibration is not None:
-        from rle.calibration import check_calibration_keypoints
+        from rle.calibration_store import check_calibration_keypoints
 
         calibration = check_calibration_keypoints(
             calibration, num_keypoints, "inference_topdown: calibration"

@@ -145,9 +145,10 @@ def compare(
         calibrate: also fit every run with sigma and a density of its own on its config's
             calibration split (``calib_dataloader``: never the val split; one inference pass,
             :mod:`rle.calibration_run`), save it beside the run's checkpoint
-            (``CKPT.calibration.json``) and report the val coverage of the calibrated sigma
-            (``coverage@NN_cal`` next to ``coverage@NN``). A run that cannot be calibrated
-            keeps its row, ``calibration`` saying why.
+            (``CKPT.calibration.json``, the per-level method) and report the val coverage of
+            the calibrated intervals (``coverage@NN_cal``: one factor per keypoint;
+            ``coverage@NN_cal_levels``: one per keypoint and level). A run that cannot be
+            calibrated keeps its row, ``calibration`` saying why.
         calibration_instances: use at most this many instances of each calibration split
             (default: the whole split, a few hundred instances in the synthetic configs).
 

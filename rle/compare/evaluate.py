@@ -8,9 +8,11 @@ predictive density (``head.interval_scale``: for RLE heads the density their los
 Heads with a density report the mean NLL of the GT keypoints in image px
 (:func:`~rle.evaluation.report.records_keypoint_nll`, column ``nll``). With ``calibrate`` a run
 with sigma and a density is calibrated on its config's calibration split
-(:mod:`rle.calibration_run`, one inference pass) and its val coverage reported again with the
-calibrated sigma (``coverage@NN_cal``); the fit is saved beside its checkpoint
-(``CKPT.calibration.json``, what :func:`rle.apis.init_model` reads).
+(:mod:`rle.calibration_run`, one inference pass) by both methods of :mod:`rle.calibration`,
+and its val coverage reported again: one sigma factor per keypoint (``coverage@NN_cal``: is
+the head's density the right shape?) and one per keypoint and level
+(``coverage@NN_cal_levels``: the conformal intervals); the per-level fit is saved beside
+its checkpoint (``CKPT.calibration.json``, what :func:`rle.apis.init_model` reads).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ __all__ = ["COVERAGE_LEVELS", "DENSITY_GRID", "RunResult", "evaluate_run"]
 COVERAGE_LEVELS = (0.5, 0.68, 0.95)
 #: the levels the comparison's calibration fits (the library's default)
 CALIBRATION_LEVELS = DEFAULT_LEVELS
+#: both calibration methods are fitted on the same split; the coverage columns' suffixes
+SUFFIX = {"scale": "_cal", "levels": "_cal_levels"}
+#: the one saved beside the checkpoint (what inference applies): nominal at every fitted level
+SAVED_METHOD = "levels"
 #: where the learned residual densities are plotted (units of sigma)
 DENSITY_GRID = np.linspace(-4, 4, 161)
 
@@ -70,19 +76,21 @@ def _with_comparison_evaluators(cfg, dump_file: str) -> None:
 def _calibrate(row: dict, model, cfg, spec: RunSpec, records, scale, max_instances) -> None:
     """Fit on the calibration split, then the val coverage of the calibrated sigma into
     ``row``; a run that cannot be calibrated says why in ``row["calibration"]``."""
-    from rle.calibration import calibration_path, save_calibration
     from rle.calibration_run import calibration_records, fit_records
+    from rle.calibration_store import calibration_path, save_calibration
     from rle.evaluation.report import records_interval_coverage
 
     try:
         calib = calibration_records(model, cfg, max_instances)
-        cal = fit_records(calib, scale, CALIBRATION_LEVELS)
+        fits = {m: fit_records(calib, scale, CALIBRATION_LEVELS, method=m) for m in SUFFIX}
     except Exception as err:  # noqa: BLE001 - no calibration split ...: the val metrics stand
         row["calibration"] = f"failed: {type(err).__name__}: {err}"[:300]
         return
     val_scale = {lv: scale[lv] for lv in COVERAGE_LEVELS}
-    covered = records_interval_coverage(records, val_scale, calibration=cal)
-    row.update({f"{k}_cal": v for k, v in covered.items() if k.startswith("coverage@")})
+    for method, suffix in SUFFIX.items():
+        covered = records_interval_coverage(records, val_scale, calibration=fits[method])
+        row.update({f"{k}{suffix}": v for k, v in covered.items() if k.startswith("coverage@")})
+    cal = fits[SAVED_METHOD]
     row["calibration"] = "per keypoint" if cal.per_keypoint else "global"
     row["calibration_instances"] = len(calib)
     row["calibration_scale"] = cal.global_scale

@@ -64,6 +64,10 @@ COLUMNS = (
     ("coverage@50_cal", "cover@50 cal", "{:.2f}"),
     ("coverage@68_cal", "cover@68 cal", "{:.2f}"),
     ("coverage@95_cal", "cover@95 cal", "{:.2f}"),
+    # one factor per keypoint and level (rle.calibration, method="levels")
+    ("coverage@50_cal_levels", "cover@50 cal-lvl", "{:.2f}"),
+    ("coverage@68_cal_levels", "cover@68 cal-lvl", "{:.2f}"),
+    ("coverage@95_cal_levels", "cover@95 cal-lvl", "{:.2f}"),
     # mean negative log-likelihood of the labelled GT keypoints, image px (records_keypoint_nll)
     ("nll", "NLL px", "{:.2f}"),
     ("params_m", "params M", "{:.2f}"),
@@ -284,8 +288,8 @@ def records_interval_coverage(
         records: prediction records with ``pred_sigma`` (normalised crop units) and
             ``input_scale`` (crop size in image px).
         scale: ``{level: k}``, e.g. a head's ``interval_scale(levels)``.
-        calibration: a :class:`rle.calibration.Calibration`: the intervals of its calibrated
-            sigma ``c * sigma`` instead.
+        calibration: a :class:`rle.calibration.Calibration`: its calibrated intervals
+            instead (``c_l * k(l) * sigma``; ``sigma_median`` is of ``c * sigma``).
 
     Returns:
         ``coverage@NN`` per level, and the medians of sigma and of the absolute residual over
@@ -295,13 +299,15 @@ def records_interval_coverage(
     crop = np.stack([np.asarray(r["input_scale"], float) for r in records])[:, None, :]
     pred = np.stack([np.asarray(r["pred_keypoints"], float) for r in records]) / crop
     gt = np.stack([np.asarray(r["keypoints"], float)[:, :2] for r in records]) / crop
-    sigma = np.stack([np.asarray(r["pred_sigma"], float) for r in records])
-    if calibration is not None:
-        sigma = calibration.apply(sigma)
-    sigma = sigma[..., :2]
+    raw = np.stack([np.asarray(r["pred_sigma"], float) for r in records])[..., :2]
+    sigma = raw if calibration is None else calibration.apply(raw)
     mask = np.stack([np.asarray(r["keypoints_visible"]) > 0 for r in records])
-    cover = interval_coverage(pred, gt, sigma, mask, levels=list(scale), quantiles=scale)
-    out = {f"coverage@{int(round(lv * 100))}": v for lv, v in cover.items()}
+    out = {}
+    for lv, k in scale.items():
+        # a per-level calibration has a sigma of its own at each level
+        level_sigma = raw if calibration is None else calibration.apply(raw, lv)
+        cover = interval_coverage(pred, gt, level_sigma, mask, levels=[lv], quantiles={lv: k})
+        out[f"coverage@{int(round(lv * 100))}"] = cover[lv]
     out["sigma_median"] = float(np.median(sigma[mask]))
     out["abs_residual_median"] = float(np.median(np.abs(pred - gt)[mask]))
     return out
