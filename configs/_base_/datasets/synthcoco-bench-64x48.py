@@ -10,7 +10,7 @@ synth_cfg = dict(num_val_images=500, seed=1)  # merged into the demo's
 train_dataloader = dict(dataset=dict(data_root=data_root, synth_cfg=synth_cfg))
 val_dataloader = dict(dataset=dict(data_root=data_root, synth_cfg=synth_cfg))
 test_dataloader = val_dataloader
-# the calibration split: the demo's (300 images of one person), seed 101 (train and val: 1)
+# the calibration split: the demo's (1000 images of one person), seed 101 (train and val: 1)
 calib_dataloader = dict(
     dataset=dict(data_root=data_root + "_calib", synth_cfg=dict(seed=101))  # merged
 )
