@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -128,13 +129,15 @@ class Calibration:
         Returns:
             a float (global) or ``(K,)`` float64.
         """
+        if level is not None and not (
+            isinstance(level, numbers.Real) and not isinstance(level, bool) and 0 < level < 1
+        ):
+            raise ValueError(f"level must be a number in (0, 1) or None, got {level!r}")
         if level is None or self.method == "scale":
             if self.per_keypoint:
                 return np.asarray(self.scales, dtype=np.float64)
             return float(self.scales)
         level = float(level)
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level!r}")
         order = np.argsort(self.levels)
         levels = np.asarray(self.levels)[order]
         log_c = np.log(np.asarray(self.level_scales, dtype=np.float64))[..., order]

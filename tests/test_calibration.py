@@ -305,8 +305,12 @@ def test_fit_levels_exact():
     assert glob.coverage_after == {0.5: 0.5, 0.75: pytest.approx(4 / 6)}
     with pytest.raises(ValueError, match="method must be one of"):
         fit_interval_calibration(u, mask, k, levels=(0.5,), method="conformal")
-    with pytest.raises(ValueError, match=r"level must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"level must be a number in \(0, 1\)"):
         cal.factor(1.0)
+    with pytest.raises(ValueError, match=r"level must be a number in \(0, 1\)"):
+        scale.apply(np.ones((1, 2, 2)), level=1.5)  # checked for one factor too
+    with pytest.raises(ValueError, match=r"level must be a number in \(0, 1\)"):
+        cal.factor("0.5")
 
 
 def _student_t(n: int, seed: int, df: float = 3.0) -> np.ndarray:
